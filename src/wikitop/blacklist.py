@@ -1,0 +1,107 @@
+"""The blacklist of (domain code, page title) pairs removed before ranking.
+
+Its titles mix plain, percent-encoded and doubly percent-encoded spellings,
+while dump titles are decoded, so both sides are compared in canonical form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from urllib.parse import unquote_to_bytes
+
+DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
+
+
+def canonical_title(title: str) -> str:
+    """Spaces to ``_``, then percent-decode until nothing changes.
+
+    A ``%`` not followed by two hex digits stays; a decoding step whose bytes
+    are not valid UTF-8 is not applied, so the function never fails.
+    """
+    title = title.replace(" ", "_")
+    while "%" in title:
+        try:
+            decoded = unquote_to_bytes(title).decode("utf-8").replace(" ", "_")
+        except UnicodeDecodeError:
+            break
+        if decoded == title:
+            break
+        title = decoded
+    return title
+
+
+def needs_canonicalising(title: str) -> bool:
+    """Cheap test: only titles with these characters can differ from their canonical form."""
+    return "%" in title or " " in title
+
+
+@dataclass
+class Blacklist:
+    pairs: set[tuple[str, str]]
+    source: str
+    sha256: str
+    lines: int
+    skipped: Counter = field(default_factory=Counter)
+
+    def metadata(self) -> dict:
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "lines": self.lines,
+            "entries": len(self.pairs),
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+def parse_blacklist(raw: bytes, source: str) -> Blacklist:
+    pairs: set[tuple[str, str]] = set()
+    skipped: Counter = Counter()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for raw_line in lines:
+        try:
+            line = raw_line.rstrip(b"\r").decode("utf-8")
+        except UnicodeDecodeError:
+            skipped["invalid_utf8"] += 1
+            continue
+        domain_code, _, title = line.partition(" ")
+        if not domain_code or not title:
+            skipped["no_title"] += 1
+            continue
+        pairs.add((domain_code, canonical_title(title)))
+    return Blacklist(
+        pairs=pairs,
+        source=source,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        lines=len(lines),
+        skipped=skipped,
+    )
+
+
+def empty_blacklist() -> Blacklist:
+    return Blacklist(pairs=set(), source="none", sha256=hashlib.sha256(b"").hexdigest(), lines=0)
+
+
+def read_blacklist_bytes(location: str, fetcher=None) -> bytes:
+    """Bytes of the built-in list, a local path, an http(s) URL or any fsspec URL."""
+    if location.startswith("builtin:"):
+        name = location.removeprefix("builtin:")
+        return resources.files("wikitop.data").joinpath(name).read_bytes()
+    if location.startswith(("http://", "https://")):
+        from wikitop.fetch import Fetcher
+
+        return (fetcher or Fetcher()).get_bytes(location)
+    import fsspec
+
+    with fsspec.open(location, "rb") as handle:
+        return handle.read()
+
+
+def load_blacklist(location: str | None, fetcher=None) -> Blacklist:
+    if location is None:
+        return empty_blacklist()
+    return parse_blacklist(read_blacklist_bytes(location, fetcher), location)

@@ -1,0 +1,103 @@
+"""Engines run the shared SQL (``wikitop/sql``) on some execution backend.
+
+Each engine only knows how to read its inputs into the relations the SQL expects
+(``raw_lines``, ``pageviews``, ``blacklist``) and how to hand the result back as a
+pyarrow table; the transformation itself is the same text for all of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from wikitop.blacklist import Blacklist
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("domain_code", pa.string()),
+        ("page_title", pa.string()),
+        ("views", pa.int64()),
+        ("rank", pa.int64()),
+    ]
+)
+TOTALS_SCHEMA = pa.schema(
+    [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
+)
+ENGINES = ("duckdb", "spark")
+
+
+class BadInput(RuntimeError):
+    """Bad lines in a dump while running with --strict."""
+
+
+@dataclass
+class LineReport:
+    """What a dump's lines held: good ones and bad ones by kind."""
+
+    good: int = 0
+    bad: Counter = field(default_factory=Counter)
+
+    def metadata(self) -> dict:
+        return {"good": self.good, "bad": dict(sorted(self.bad.items())), "bad_total": sum(self.bad.values())}
+
+    def check_strict(self, name: str) -> None:
+        if self.bad:
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.bad.items()))
+            raise BadInput(f"{name} has bad lines ({kinds}) and --strict is set")
+
+
+@dataclass
+class EngineResult:
+    table: pa.Table
+    pages: int
+    blacklisted_pages: int
+    lines: LineReport | None = None
+
+
+class Engine(Protocol):
+    name: str
+
+    def process_hour(
+        self,
+        dump_path: Path,
+        blacklist: Blacklist,
+        top: int,
+        ties: str,
+        strict: bool = False,
+        totals_path: Path | None = None,
+        line_count: int | None = None,
+    ) -> EngineResult:
+        """Top pages of one hourly dump; also writes its full page totals as Parquet if asked.
+
+        line_count, the file's number of lines when known, lets an engine whose reader
+        skips empty lines count them.
+        """
+
+    def process_totals(self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+        """Top pages over several hours' Parquet page totals (days and windows)."""
+
+    def close(self) -> None: ...
+
+
+def blacklist_table(blacklist: Blacklist) -> pa.Table:
+    pairs = sorted(blacklist.pairs)
+    return pa.table(
+        {"domain_code": [d for d, _ in pairs], "page_title": [t for _, t in pairs]},
+        schema=pa.schema([("domain_code", pa.string()), ("page_title", pa.string())]),
+    )
+
+
+def create_engine(name: str, spark_conf: dict[str, str] | None = None) -> Engine:
+    if name == "duckdb":
+        from wikitop.engines.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine()
+    if name == "spark":
+        from wikitop.engines.spark_engine import SparkEngine
+
+        return SparkEngine(spark_conf or {})
+    raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

@@ -1,0 +1,167 @@
+"""One result, end to end: check the marker, fetch, compute, publish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+from wikitop import __version__
+from wikitop.blacklist import Blacklist, load_blacklist
+from wikitop.engines import BadInput, Engine, EngineResult, create_engine
+from wikitop.fetch import DumpFile, DumpStore, Fetcher, FetchError, NotPublished, ProgressCallback, RetryPolicy
+from wikitop.hours import HourError, check_hour_available, format_hour
+from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
+from wikitop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Status(str, Enum):
+    DONE = "done"
+    ALREADY_DONE = "already done"
+    MISSING = "missing"
+    FAILED = "failed"
+
+
+@dataclass
+class Outcome:
+    period: Period
+    status: Status
+    message: str = ""
+    location: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.DONE, Status.ALREADY_DONE)
+
+
+def totals_path(totals_dir: Path, hour: datetime) -> Path:
+    """Where the lake keeps an hour's full page totals (before the blacklist)."""
+    return totals_dir / f"{hour:%Y}" / f"{hour:%Y-%m}" / f"totals-{hour:%Y%m%d-%H}.parquet"
+
+
+class Wikitop:
+    """A configured session: one fetcher, result store, engine and blacklist for many results."""
+
+    def __init__(self, settings: Settings, progress: ProgressCallback | None = None):
+        self.settings = settings
+        self.progress = progress
+        self.fetcher = Fetcher(
+            user_agent=settings.user_agent,
+            max_connections=settings.max_connections,
+            allow_more_connections=settings.allow_more_connections,
+            policy=RetryPolicy(),
+        )
+        self.dumps = DumpStore(settings.sources, settings.cache_dir, self.fetcher)
+        self.results = ResultStore(settings.out, settings.storage_options)
+        self._engine: Engine | None = None
+        self._blacklist: Blacklist | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.settings.engine, self.settings.spark_conf)
+        return self._engine
+
+    @property
+    def blacklist(self) -> Blacklist:
+        if self._blacklist is None:
+            self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher)
+            log.info(
+                "blacklist %s: %d entries, %d lines skipped",
+                self._blacklist.source,
+                len(self._blacklist.pairs),
+                sum(self._blacklist.skipped.values()),
+            )
+        return self._blacklist
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+    def params(self, period: Period) -> dict:
+        """What makes two results the same; a marker with other params is not 'done'."""
+        s = self.settings
+        return {
+            "period": period.metadata(),
+            "top": s.top,
+            "ties": s.ties,
+            "format": s.fmt,
+            "blacklist_sha256": self.blacklist.sha256,
+        }
+
+    def is_done(self, period: Period) -> bool:
+        return not self.settings.force and self.results.is_done(period, self.settings.fmt, self.params(period))
+
+    def run_hour(self, hour: datetime) -> Outcome:
+        period = Period.hour(hour)
+        try:
+            check_hour_available(hour)
+            if self.is_done(period):
+                return Outcome(period, Status.ALREADY_DONE, "already published with the same parameters",
+                               self.results.display(self.results.folder(period, self.settings.fmt)))
+            started = time.monotonic()
+            dump = self.fetch(hour)
+            fetched = time.monotonic()
+            keep = totals_path(self.settings.totals_dir, hour) if self.settings.keep_totals else None
+            result = self.engine.process_hour(
+                dump.path, self.blacklist, self.settings.top, self.settings.ties,
+                strict=self.settings.strict, totals_path=keep, line_count=dump.lines,
+            )
+            metadata = self._metadata(period, result, [dump])
+            metadata["timings_seconds"] = {
+                "fetch": round(fetched - started, 3),
+                "compute": round(time.monotonic() - fetched, 3),
+            }
+            location = self.results.publish(period, self.settings.fmt, result.table, metadata)
+            return Outcome(period, Status.DONE, f"{result.table.num_rows} rows", self.results.display(location), metadata)
+        except NotPublished as error:
+            return Outcome(period, Status.MISSING, str(error))
+        except (FetchError, HourError, BadInput, PublishError) as error:
+            return Outcome(period, Status.FAILED, str(error))
+        except Exception as error:  # an engine's own error (corrupt data, out of memory)
+            log.debug("unexpected error", exc_info=True)
+            return Outcome(period, Status.FAILED, f"{type(error).__name__}: {' '.join(str(error).split())}")
+
+    def fetch(self, hour: datetime) -> DumpFile:
+        if self.settings.wait_seconds > 0:
+            self.wait_for(hour, self.settings.wait_seconds)
+        return self.dumps.fetch(hour, self.progress)
+
+    def wait_for(self, hour: datetime, seconds: float) -> None:
+        """Poll cheaply (HEAD) until the hour's file exists or the deadline passes."""
+        deadline = time.monotonic() + seconds
+        delay = 30.0
+        while not self.dumps.is_available(hour):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotPublished(
+                    f"hour {format_hour(hour)} was still not published after waiting {seconds:.0f}s"
+                )
+            log.info("hour %s not published yet; checking again in %.0fs", format_hour(hour), min(delay, remaining))
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 600.0)
+
+    def _metadata(self, period: Period, result: EngineResult, dumps: list[DumpFile]) -> dict:
+        table = result.table
+        return {
+            "wikitop_version": __version__,
+            "period": period.metadata(),
+            "hour_rule": HOUR_RULE,
+            "params": self.params(period),
+            "engine": self.engine.name,
+            "strict": self.settings.strict,
+            "inputs": [
+                {"file": d.name, "source": d.source, "bytes": d.size, "lines": d.lines} for d in dumps
+            ],
+            "lines": result.lines.metadata() if result.lines else None,
+            "blacklist": dict(self.blacklist.metadata(), removed_pages=result.blacklisted_pages),
+            "pages": result.pages,
+            "rows": table.num_rows,
+            "domains": len(set(table.column("domain_code").to_pylist())),
+        }
