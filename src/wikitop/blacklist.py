@@ -7,12 +7,14 @@ while dump titles are decoded, so both sides are compared in canonical form.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import unquote_to_bytes
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def canonical_title(title: str) -> str:
@@ -45,6 +47,7 @@ class Blacklist:
     sha256: str
     lines: int
     skipped: Counter = field(default_factory=Counter)
+    undecodable: int = 0
 
     def metadata(self) -> dict:
         return {
@@ -53,12 +56,14 @@ class Blacklist:
             "lines": self.lines,
             "entries": len(self.pairs),
             "skipped": dict(sorted(self.skipped.items())),
+            "kept_percent_encoded": self.undecodable,
         }
 
 
 def parse_blacklist(raw: bytes, source: str) -> Blacklist:
     pairs: set[tuple[str, str]] = set()
     skipped: Counter = Counter()
+    undecodable = 0
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -72,13 +77,17 @@ def parse_blacklist(raw: bytes, source: str) -> Blacklist:
         if not domain_code or not title:
             skipped["no_title"] += 1
             continue
-        pairs.add((domain_code, canonical_title(title)))
+        title = canonical_title(title)
+        # Escapes whose bytes are not UTF-8 (legacy encodings) stay as written.
+        undecodable += bool(_PERCENT_ESCAPE.search(title))
+        pairs.add((domain_code, title))
     return Blacklist(
         pairs=pairs,
         source=source,
         sha256=hashlib.sha256(raw).hexdigest(),
         lines=len(lines),
         skipped=skipped,
+        undecodable=undecodable,
     )
 
 

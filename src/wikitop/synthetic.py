@@ -179,7 +179,10 @@ BAD_LINE_KINDS = (
     "empty_domain_code",
     "invalid_utf8",
 )
+# Undecodable bytes (Latin-1 é, a BOM-like pair, a truncated sequence) as surrogate escapes.
+INVALID_UTF8_TAILS = ("\udce9", "\udcff\udcfe", "\udcc3")
 _PERCENT_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 def _domain_weights() -> dict[str, float]:
@@ -207,7 +210,8 @@ def domain_codes(lines: int = FULL_HOUR_LINES) -> dict[str, float]:
     weights = _domain_weights()
     wanted = round(FULL_HOUR_DOMAINS * min(1.0, lines / FULL_HOUR_LINES) ** 0.5)
     wanted = max(MIN_DOMAINS, min(wanted, len(weights)))
-    chosen = list(SHOWCASE_CODES)
+    wanted = max(1, min(wanted, lines // 10))  # tiny files: keep room for several lines per code
+    chosen = list(SHOWCASE_CODES[:wanted])
     for code in sorted(weights, key=lambda code: (-weights[code], code)):
         if len(chosen) >= wanted:
             break
@@ -230,10 +234,15 @@ def _allocate_lines(shares: dict[str, float], good_lines: int) -> dict[str, int]
 def _vocabulary(rng: random.Random, script: str) -> list[str]:
     letters = SCRIPTS[script]
     shortest, longest = WORD_LENGTHS.get(script, DEFAULT_WORD_LENGTH)
+    random_ = rng.random
+    lengths = [shortest + int(random_() * (longest - shortest + 1)) for _ in range(VOCABULARY_SIZE.get(script, DEFAULT_VOCABULARY_SIZE))]
+    text = "".join(rng.choices(letters, k=sum(lengths)))
     words = []
-    for _ in range(VOCABULARY_SIZE.get(script, DEFAULT_VOCABULARY_SIZE)):
-        word = "".join(rng.choices(letters, k=rng.randint(shortest, longest)))
-        words.append(word.capitalize() if rng.random() < 0.5 else word)
+    start = 0
+    for length in lengths:
+        word = text[start : start + length]
+        start += length
+        words.append(word.capitalize() if random_() < 0.5 else word)
     return words
 
 
@@ -244,7 +253,7 @@ def dump_title(blacklist_title: str) -> str | None:
     control characters: no dump line could match such an entry.
     """
     title = blacklist_title.replace(" ", "_")
-    while True:
+    while "%" in title:
         raw = _PERCENT_ESCAPE.sub(lambda match: bytes([int(match.group(1), 16)]), title.encode("utf-8"))
         try:
             decoded = raw.decode("utf-8").replace(" ", "_")
@@ -253,54 +262,295 @@ def dump_title(blacklist_title: str) -> str | None:
         if decoded == title:
             break
         title = decoded
-    if not title or any(ord(char) < 0x20 or char == "\x7f" for char in title):
+    if not title or _CONTROL_CHARACTER.search(title):
         return None
     return title
 
 
-def _blacklist_candidates(path, domains: dict[str, int]) -> list[tuple[str, str]]:
-    """Distinct (domain_code, dump title) pairs of the blacklist for domains with room for them."""
+def _spelling(blacklist_title: str) -> str:
+    if re.search("%25[0-9A-Fa-f]{2}", blacklist_title):
+        return "double"
+    if re.search("%[0-9A-Fa-f]{2}", blacklist_title):
+        return "encoded"
+    return "plain"
+
+
+def _choose_blacklisted(rng: random.Random, path, lines_per_domain: dict[str, int], lines: int) -> dict[str, dict[str, bool]]:
+    """Blacklisted dump titles to include per domain code, each with whether it gets a top-25 count.
+
+    Entries are drawn in turn from the list's three spellings (plain, percent-encoded,
+    doubly encoded) so that every canonicalisation path is exercised. Only domains with
+    at least 20 lines get some, at most a tenth of their lines.
+    """
+    by_spelling: dict[str, list[tuple[str, str]]] = {"plain": [], "encoded": [], "double": []}
     seen = set()
-    candidates = []
     for raw in Path(path).read_bytes().split(b"\n"):
         try:
             line = raw.rstrip(b"\r").decode("utf-8")
         except UnicodeDecodeError:
             continue
         domain_code, _, title = line.partition(" ")
-        if domains.get(domain_code, 0) < 20 or not title or " " in title:
+        if lines_per_domain.get(domain_code, 0) < 20 or not title or " " in title:
             continue
         decoded = dump_title(title)
         if decoded is not None and (domain_code, decoded) not in seen:
             seen.add((domain_code, decoded))
-            candidates.append((domain_code, decoded))
-    return candidates
+            by_spelling[_spelling(title)].append((domain_code, decoded))
 
-
-def _choose_blacklisted(rng, path, domains: dict[str, int], lines: int) -> dict[str, list[tuple[str, bool]]]:
-    """Blacklisted titles to include per domain code, each with whether it gets a top-25 count.
-
-    Entries are drawn evenly from the three spellings of the list (plain, percent-encoded,
-    doubly encoded) so that every canonicalisation path is exercised.
-    """
     wanted = min(300, max(10, lines // 2_000))
-    by_spelling: dict[str, list[tuple[str, str]]] = {"plain": [], "encoded": [], "double": []}
-    for domain_code, title in _blacklist_candidates(path, domains):
-        by_spelling["plain"].append((domain_code, title))
-    # The spelling is that of the list's line, so classify again from the raw file.
-    by_spelling = _group_by_spelling(path, by_spelling["plain"])
-    chosen: list[tuple[str, str]] = []
-    per_domain: dict[str, int] = {}
-    groups = [rng.sample(group, len(group)) for group in by_spelling.values()]
-    while len(chosen) < wanted and any(groups):
-        for group in groups:
-            while group:
-                domain_code, title = group.pop()
-                if per_domain.get(domain_code, 0) < domains[domain_code] // 10:
-                    per_domain[domain_code] = per_domain.get(domain_code, 0) + 1
-                    chosen.append((domain_code, title))
+    queues = [rng.sample(pairs, len(pairs)) for pairs in by_spelling.values()]
+    chosen: dict[str, dict[str, bool]] = {}
+    picked = 0
+    while picked < wanted and any(queues):
+        for queue in queues:
+            while queue:
+                domain_code, title = queue.pop()
+                titles = chosen.setdefault(domain_code, {})
+                if len(titles) < lines_per_domain[domain_code] // 10:
+                    titles[title] = picked % 3 == 0
+                    picked += 1
                     break
-    result: dict[str, list[tuple[str, bool]]] = {}
-    for index, (domain_code, title) in enumerate(chosen):
-        result.setdefault(domain_code, []).append((title, index % 3 == 0))
-    return result
+    return chosen
+
+
+def _spark_quote(title: str) -> str:
+    return '"' + title.replace('"', '\\"') + '"'
+
+
+def _decorate(rng: random.Random, title: str, word: str) -> str:
+    """Give a title one of the characters that break naive parsers or encoders."""
+    kind = rng.randrange(16)
+    if kind < 3:
+        return f"{word}_\"{title}\"" if kind else f'{title}_"{word}"_{word}'
+    if kind == 3:
+        return f'"{title}"'  # pre-2023 spelling of titles such as "Heroes"
+    if kind < 6:
+        return f"{title},_{word}"
+    if kind < 8:
+        return f"{word}'s_{title}" if kind == 6 else f"{title}_d'{word}"
+    if kind == 8:
+        return rng.choice((f"C:\\{title}", f"{title}\\{word}", f"\\{title}", f'{title}_"\\{word}"'))
+    if kind < 12:
+        return rng.choice(
+            (
+                f"100%25_{title}",  # % followed by hex digits: canonicalisation would decode it
+                f"{title}_50%",
+                f"%_{title}",
+                f"{title}_(100%)",
+                f"{title}%E2%82%AC",
+                f"{title}_%FF",  # decodes to invalid UTF-8, so it stays
+                f"{title}%2520{word}",
+            )
+        )
+    odd = rng.choice(ODD_CHARACTERS)
+    return f"{title}{odd}{word}" if kind < 14 else f"{odd}{title}"
+
+
+def _domain_views(
+    rng: random.Random,
+    domain_code: str,
+    lines: int,
+    blacklisted: dict[str, bool],
+    vocabularies: dict[str, list[str]],
+) -> dict[str, int]:
+    """Views per title for one domain code, exactly ``lines`` distinct titles."""
+    language = domain_code.split(".")[0]
+    exponent = -1.0 / COUNT_SHAPE
+    random_ = rng.random
+    views: dict[str, int] = {}
+
+    # A few pages that dominate real hours: the main page, the search page, unknown titles.
+    main_share = 0.25 if domain_code in ("en", "en.m") else 0.04
+    is_wikipedia = domain_code in (language, language + ".m")
+    main_page = MAIN_PAGES.get(language, "Main_Page") if is_wikipedia else "Main_Page"
+    views[main_page] = max(1, int(lines * main_share * rng.uniform(0.5, 1.5)))
+    if lines >= 10:
+        views["Special:Search"] = max(1, int(lines * 0.02 * rng.uniform(0.5, 1.5)))
+        if random_() < 0.6:
+            views["-"] = max(1, int(lines * 0.015 * rng.uniform(0.5, 1.5)))
+    for title in blacklisted:
+        views.setdefault(title, int((1.0 - random_()) ** exponent))
+
+    latin_words = vocabularies["latin"]
+    own_words = vocabularies[SCRIPT_OF_LANGUAGE.get(language, "latin")]
+    own_share = 0.85
+    latin_size, own_size = len(latin_words), len(own_words)
+    namespace_count = len(NAMESPACES)
+    while len(views) < lines:
+        shape = random_()
+        if shape < 0.015:
+            title = str(int(random_() * 3000))
+        else:
+            words, size = (own_words, own_size) if random_() < own_share else (latin_words, latin_size)
+            spread = random_()
+            word_count = 1 if spread < 0.15 else 2 if spread < 0.5 else 3 if spread < 0.75 else 4 if spread < 0.9 else 5
+            title = "_".join([words[int(random_() * size)] for _ in range(word_count)])
+            if shape < 0.1:
+                namespace = NAMESPACES[int(random_() * namespace_count)]
+                title = namespace + title
+                if namespace in ("File:", "Datei:", "Файл:", "ファイル:", "ملف:"):
+                    title += FILE_EXTENSIONS[int(random_() * len(FILE_EXTENSIONS))]
+            elif shape < 0.11:
+                title = SPECIAL_PAGES[int(random_() * len(SPECIAL_PAGES))] + "/" + title
+            elif shape > 0.975:
+                title += DISAMBIGUATORS[int(random_() * len(DISAMBIGUATORS))]
+            if random_() < 0.06:
+                title = _decorate(rng, title, latin_words[int(random_() * latin_size)])
+        if title not in views:
+            views[title] = int((1.0 - random_()) ** exponent)
+
+    if blacklisted:
+        tenth = heapq.nlargest(10, views.values())[-1]
+        for title, in_top in blacklisted.items():
+            if in_top:
+                views[title] = int(tenth * rng.uniform(1.0, 3.0)) + 1
+
+    # Deliberate ties among the pages that will be ranked, so the tie rules matter.
+    if lines >= 60 and random_() < 0.4:
+        ranked = heapq.nlargest(30, (item for item in views.items() if item[0] not in blacklisted), key=lambda item: item[1])
+        boundary_views = ranked[23][1]
+        for title, _ in ranked[24:27]:
+            views[title] = boundary_views
+        if random_() < 0.5:
+            views[ranked[2][0]] = ranked[1][1]
+    return views
+
+
+def _bad_lines(rng: random.Random, domain_codes: list[str], words: list[str]) -> dict[str, list[str]]:
+    """A few lines of each bad kind, as text (invalid bytes as surrogate escapes)."""
+
+    def pair() -> str:
+        return f"{rng.choice(domain_codes)} {rng.choice(words)}_{rng.choice(words)}"
+
+    makers = {
+        "wrong_field_count": lambda: rng.choice((f"{pair()} {rng.randint(1, 9)}", f"{pair()} {rng.choice(words)} {rng.randint(1, 9)} 0")),
+        "invalid_count": lambda: f"{pair()} {rng.choice(('abc', '1.5', '12x', '', '99999999999999999999'))} 0",
+        "negative_count": lambda: f"{pair()} -{rng.randint(1, 50)} 0",
+        "empty_line": lambda: "",
+        "empty_domain_code": lambda: f" {rng.choice(words)}:{rng.choice(words)} {rng.randint(1, 9)} 0",
+        "invalid_utf8": lambda: f"{pair()}{rng.choice(INVALID_UTF8_TAILS)} {rng.randint(1, 9)} 0",
+    }
+    return {kind: [makers[kind]() for _ in range(rng.randint(3, 10))] for kind in BAD_LINE_KINDS}
+
+
+class _ChunkWriter:
+    """Compresses and writes text chunks in a helper thread (zlib releases the GIL)."""
+
+    def __init__(self, gzip_file: gzip.GzipFile, pool: ThreadPoolExecutor):
+        self._gzip_file = gzip_file
+        self._pool = pool
+        self._pending: deque = deque()
+        self._buffer: list[str] = []
+        self._buffered_chars = 0
+
+    def add(self, text: str) -> None:
+        self._buffer.append(text)
+        self._buffered_chars += len(text)
+        if self._buffered_chars >= WRITE_CHUNK_CHARS:
+            self._submit()
+
+    def _submit(self) -> None:
+        data = "".join(self._buffer).encode("utf-8", "surrogateescape")
+        self._buffer, self._buffered_chars = [], 0
+        self._pending.append(self._pool.submit(self._gzip_file.write, data))
+        while len(self._pending) > 2:
+            self._pending.popleft().result()
+
+    def finish(self) -> None:
+        self._submit()
+        while self._pending:
+            self._pending.popleft().result()
+
+
+def generate_hour(
+    path,
+    lines: int = FULL_HOUR_LINES,
+    seed: int = 0,
+    bad_lines: bool = True,
+    spark_quoting: bool = False,
+    blacklist_path=None,
+    compresslevel: int = 6,
+) -> dict:
+    """Write a synthetic hourly pageviews file (gzip) at ``path`` and return statistics."""
+    rng = random.Random(seed)
+    vocabularies = {script: _vocabulary(rng, script) for script in SCRIPTS}
+    shares = domain_codes(lines)
+    codes = sorted(shares)
+    bad = _bad_lines(rng, codes, vocabularies["latin"]) if bad_lines else {}
+    bad_count = sum(len(kind_lines) for kind_lines in bad.values())
+    good_lines = lines - bad_count
+    lines_per_domain = _allocate_lines(shares, good_lines)
+    blacklisted = _choose_blacklisted(rng, blacklist_path, lines_per_domain, lines) if blacklist_path else {}
+
+    # Bad line at position p goes just before good line p (p == good_lines: at the end).
+    all_bad = [line for kind in BAD_LINE_KINDS for line in bad.get(kind, [])]
+    positions = sorted(rng.sample(range(good_lines + 1), len(all_bad)))
+    rng.shuffle(all_bad)
+    bad_at = dict(zip(positions, all_bad))
+
+    quoted = 0
+    offset = 0
+    with open(path, "wb") as raw_file, gzip.GzipFile(
+        filename="", mode="wb", fileobj=raw_file, compresslevel=compresslevel, mtime=0
+    ) as gzip_file, ThreadPoolExecutor(max_workers=1) as pool:
+        writer = _ChunkWriter(gzip_file, pool)
+        for code in codes:
+            count = lines_per_domain[code]
+            views = _domain_views(rng, code, count, blacklisted.get(code, {}), vocabularies)
+            prefix = code + " "
+            titles = sorted(views)
+            if spark_quoting:
+                written = [_spark_quote(title) if '"' in title else title for title in titles]
+                quoted += sum(1 for title in titles if '"' in title)
+            else:
+                written = titles
+            text_lines = [f"{prefix}{shown} {views[title]} 0\n" for shown, title in zip(written, titles)]
+            for position in sorted((p for p in bad_at if offset <= p < offset + count), reverse=True):
+                text_lines.insert(position - offset, bad_at[position] + "\n")
+            writer.add("".join(text_lines))
+            offset += count
+        if good_lines in bad_at:
+            writer.add(bad_at[good_lines] + "\n")
+        writer.finish()
+
+    return {
+        "path": str(path),
+        "seed": seed,
+        "lines": good_lines + bad_count,
+        "good_lines": good_lines,
+        "bad_lines": {kind: len(kind_lines) for kind, kind_lines in bad.items()},
+        "domains": len(codes),
+        "blacklisted_pairs": sum(len(titles) for titles in blacklisted.values()),
+        "spark_quoted_titles": quoted,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m wikitop.synthetic",
+        description="Write a seeded, realistic synthetic hourly pageviews dump (gzip).",
+    )
+    parser.add_argument("output", type=Path, help="file to write, e.g. pageviews-20200101-010000.gz")
+    parser.add_argument("--lines", type=int, default=FULL_HOUR_LINES, help="lines to write (default: a full hour)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spark-quoting", action="store_true", help="quote titles with \" as dumps do since 2023-02")
+    parser.add_argument("--no-bad-lines", dest="bad_lines", action="store_false", help="write only well-formed lines")
+    parser.add_argument("--blacklist", type=Path, help="include some pairs of this blacklist file")
+    parser.add_argument("--compresslevel", type=int, default=6)
+    args = parser.parse_args(argv)
+    stats = generate_hour(
+        args.output,
+        lines=args.lines,
+        seed=args.seed,
+        bad_lines=args.bad_lines,
+        spark_quoting=args.spark_quoting,
+        blacklist_path=args.blacklist,
+        compresslevel=args.compresslevel,
+    )
+    json.dump(stats, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

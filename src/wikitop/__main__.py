@@ -1,0 +1,3 @@
+from wikitop.cli import main
+
+main()

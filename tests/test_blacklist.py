@@ -1,0 +1,50 @@
+import hashlib
+from pathlib import Path
+
+from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_title, load_blacklist, parse_blacklist
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_canonical_title_decodes_until_stable():
+    assert canonical_title("%D0%91%D0%BE%D1%80%D0%B8%D1%81") == "Борис"
+    assert canonical_title("%25D8%25A5") == "إ"  # doubly encoded
+    assert canonical_title("Brian_\"Head\"_Welch") == 'Brian_"Head"_Welch'
+    assert canonical_title("New York") == "New_York"
+    assert canonical_title("100%") == "100%"
+    assert canonical_title("50%_off") == "50%_off"
+    assert canonical_title("A%2520B") == "A_B"
+
+
+def test_escapes_that_are_not_utf8_stay_as_written():
+    assert canonical_title("%E3%EB%B4%A8") == "%E3%EB%B4%A8"
+
+
+def test_lines_without_title_or_not_utf8_are_skipped_and_counted():
+    raw = b"en Foo\nbn.m.v \nxx\nen \xff\xfe\nde Bar%20Baz\n"
+    blacklist = parse_blacklist(raw, "test")
+    assert blacklist.pairs == {("en", "Foo"), ("de", "Bar_Baz")}
+    assert blacklist.skipped == {"no_title": 2, "invalid_utf8": 1}
+    assert blacklist.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_shipped_blacklist_is_the_assignments_list():
+    shipped = load_blacklist(DEFAULT_BLACKLIST)
+    assert shipped.lines == 57114
+    assert shipped.skipped == {"no_title": 1}
+    assert 57000 < len(shipped.pairs) <= 57113
+    assert hashlib.md5(load_blacklist_bytes()).hexdigest() == "db1d7d16c05a0a50e7cb9b6e43c90861"
+
+
+def load_blacklist_bytes():
+    from wikitop.blacklist import read_blacklist_bytes
+
+    return read_blacklist_bytes(DEFAULT_BLACKLIST)
+
+
+def test_decoded_matching_removes_127_rows_of_the_real_prefix(tmp_path):
+    # DATA.md: byte-for-byte matching removes 3 rows of this file, canonical matching 127.
+    blacklist = load_blacklist(DEFAULT_BLACKLIST)
+    rows = [line.split(" ") for line in (DATA / "pageviews-2020-prefix.txt").read_text("utf-8").splitlines()]
+    removed = sum((domain, canonical_title(title)) in blacklist.pairs for domain, title, _, _ in rows)
+    assert removed == 127

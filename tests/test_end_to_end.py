@@ -1,0 +1,232 @@
+"""`wikitop hour` as a user runs it, checked against the independent reference."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import HOUR, wikitop_env
+from dumpserver import DumpServer, Fault
+
+import reference
+
+HOUR_ARG = "2020-01-22T02"
+PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
+
+
+def published(out, partition=PARTITION):
+    folder = out / partition
+    marker = json.loads((folder / "_SUCCESS").read_text())
+    data = (folder / marker["file"]).read_bytes()
+    return marker, data
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(gzip.decompress(data).decode("utf-8"))))
+
+
+def test_real_hour_from_a_mirror_matches_the_reference(cli, mirror, real_hour, blacklist_file, tmp_path):
+    mirror.add(HOUR, real_hour)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out)
+    assert result.returncode == 0, result.stderr
+    marker, data = published(out)
+    assert csv_rows(data) == reference.expected_csv_rows(real_hour, blacklist_file)
+    assert marker["inputs"][0]["file"] == "pageviews-20200122-030000.gz"
+    assert marker["blacklist"]["removed_pages"] == 127
+    assert marker["lines"] == {"good": 90038, "bad": {}, "bad_total": 0}
+    assert "stamped one hour later" in marker["hour_rule"]
+
+
+@pytest.mark.parametrize("ties", ["rank", "dense", "row"])
+def test_generated_hour_over_http_matches_the_reference(cli, tmp_path, mirror, generated_hour, blacklist_file, ties):
+    mirror.add(HOUR, generated_hour)
+    out = tmp_path / "out"
+    with DumpServer(mirror.root) as server:
+        result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, "--ties", ties, "--top", "10")
+        user_agents = {r.user_agent for r in server.requests}
+    assert result.returncode == 0, result.stderr
+    marker, data = published(out)
+    assert csv_rows(data) == reference.expected_csv_rows(generated_hour, blacklist_file, top=10, ties=ties)
+    _, expected_bad = reference.read_pageviews(generated_hour)
+    assert marker["lines"]["bad"] == expected_bad
+    assert len(expected_bad) == 6
+    assert all(ua.startswith("wikitop/") and "@" in ua for ua in user_agents)
+
+
+def test_rank_ties_can_list_more_than_top_rows(cli, tmp_path, mirror):
+    lines = "".join(f"en Page_{i} {v} 0\n" for i, v in enumerate([9, 5, 5, 5, 1]))
+    dump = tmp_path / "ties.gz"
+    dump.write_bytes(gzip.compress(lines.encode()))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--top", "2", "--no-blacklist").returncode == 0
+    assert csv_rows(published(out)[1])[1:] == [
+        ["en", "Page_0", "9", "1"], ["en", "Page_1", "5", "2"], ["en", "Page_2", "5", "2"], ["en", "Page_3", "5", "2"]
+    ]
+
+
+def test_spark_era_quoted_titles_are_unquoted(cli, tmp_path, mirror, spark_era_hour):
+    mirror.add(HOUR, spark_era_hour)
+    out = tmp_path / "out"
+    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist", "--top", "1000").returncode == 0
+    rows = csv_rows(published(out)[1])
+    assert rows == reference.expected_csv_rows(spark_era_hour, None, top=1000)
+    titles = [row[1] for row in rows]
+    assert any('"' in t for t in titles) and not any(t.startswith('"\\"') for t in titles)
+
+
+def test_titles_with_commas_quotes_and_backslashes_survive_csv(cli, tmp_path, mirror):
+    titles = ['a,b', 'say_"hi"', 'back\\slash', '"Heroes"', "it's", "x%41y"]
+    dump = tmp_path / "odd.gz"
+    dump.write_bytes(gzip.compress("".join(f"en {t} {i + 1} 0\n" for i, t in enumerate(sorted(titles))).encode()))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist").returncode == 0
+    assert sorted(row[1] for row in csv_rows(published(out)[1])[1:]) == sorted(titles)
+
+
+def test_formats_hold_the_same_rows(cli, tmp_path, mirror, generated_hour):
+    import pyarrow.parquet as pq
+
+    mirror.add(HOUR, generated_hour)
+    out = tmp_path / "out"
+    for fmt in ("csv", "parquet", "jsonl"):
+        assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--format", fmt).returncode == 0
+    csv_data = [[d, t, int(v), int(r)] for d, t, v, r in csv_rows(published(out)[1])[1:]]
+    _, parquet_data = published(out, PARTITION.replace("csv", "parquet"))
+    table = pq.read_table(io.BytesIO(parquet_data))
+    assert [list(row.values()) for row in table.to_pylist()] == csv_data
+    _, jsonl_data = published(out, PARTITION.replace("csv", "jsonl"))
+    lines = gzip.decompress(jsonl_data).decode().splitlines()
+    assert [list(json.loads(line).values()) for line in lines] == csv_data
+
+
+def test_rerun_is_a_no_op_unless_forced_or_parameters_change(cli, tmp_path, mirror, real_hour):
+    mirror.add(HOUR, real_hour)
+    out = tmp_path / "out"
+    args = ("hour", HOUR_ARG, "--source", mirror.root, "--out", out)
+    assert cli(*args).returncode == 0
+    marker_path = out / PARTITION / "_SUCCESS"
+    first_marker = marker_path.read_text()
+    _, first_data = published(out)
+
+    again = cli(*args)
+    assert again.returncode == 0 and "already done" in again.stdout
+    assert marker_path.read_text() == first_marker
+
+    forced = cli(*args, "--force")
+    assert forced.returncode == 0 and "done" in forced.stdout
+    assert marker_path.read_text() != first_marker
+    assert published(out)[1] == first_data  # the same bytes every time
+
+    changed = cli(*args, "--top", "3")
+    assert changed.returncode == 0 and "already" not in changed.stdout
+    assert json.loads(marker_path.read_text())["params"]["top"] == 3
+    assert [p.name for p in (out / PARTITION).iterdir()].count("_SUCCESS") == 1
+    assert len(list((out / PARTITION).glob("part-*"))) == 1
+
+
+def test_environment_variables_of_the_original_project(tmp_path, mirror, real_hour):
+    mirror.add(HOUR, real_hour)
+    out = tmp_path / "out"
+    env = wikitop_env(SOURCE_URL_PREFIX=str(mirror.root), PATH_OUT_PREFIX=str(out),
+                      EXECUTION_DATETIME="2020-01-22T02:00:00+00:00", WIKITOP_CACHE_DIR=str(tmp_path / "c"))
+    from conftest import run_wikitop
+
+    assert run_wikitop("hour", env=env).returncode == 0
+    assert (out / PARTITION / "_SUCCESS").exists()
+    assert "already done" in run_wikitop("hour", env=env).stdout
+    forced = run_wikitop("hour", env=dict(env, FORCE_REPROCESS="true"))
+    assert forced.returncode == 0 and "already" not in forced.stdout
+
+
+def test_strict_fails_on_bad_lines_and_publishes_nothing(cli, tmp_path, mirror, generated_hour):
+    mirror.add(HOUR, generated_hour)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--strict")
+    assert result.returncode == 1
+    assert "bad lines" in result.stderr and "Traceback" not in result.stderr
+    assert not (out / PARTITION).exists() or not any((out / PARTITION).iterdir())
+
+
+def test_missing_hour_names_the_hour_and_file(cli, tmp_path, mirror):
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert "2020-01-22T02" in result.stderr and "pageviews-20200122-030000.gz" in result.stderr
+    assert "not published (yet)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_hour_over_http(cli, tmp_path, mirror):
+    with DumpServer(mirror.root) as server:
+        result = cli("hour", HOUR_ARG, "--source", server.url, "--out", tmp_path / "out")
+    assert result.returncode == 1 and "not published (yet)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("hour", "2020-13-01T00"), "month must be in 1..12"),
+        (("hour", "2014-01-01T00"), "before the pageview dumps begin"),
+        (("hour", "2999-01-01T00"), "not over yet"),
+        (("hour", "2020-01-22T02", "--top", "0"), "--top"),
+        (("hour", "2020-01-22T02", "--ties", "random"), "--ties"),
+        (("hour", "2020-01-22T02", "--max-connections", "5"), "allow-more-connections"),
+        (("hour", "2020-01-22T02", "--source", "ftp://example.org/x"), "unsupported source"),
+    ],
+)
+def test_bad_usage_gets_one_clear_line(cli, tmp_path, args, message):
+    result = cli(*args, "--out", tmp_path / "out")
+    assert result.returncode in (1, 2)
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_exit_2(cli, tmp_path):
+    assert cli("hour", "nonsense").returncode == 2
+    assert cli("hour", "2020-01-22T02", "--format", "xml").returncode == 2
+
+
+def test_corrupt_mirror_file_fails_without_publishing(cli, tmp_path, mirror, real_hour):
+    broken = tmp_path / "broken.gz"
+    data = real_hour.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    mirror.add(HOUR, broken)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out)
+    assert result.returncode == 1 and "truncated" in result.stderr
+    assert not (out / PARTITION / "_SUCCESS").exists()
+
+
+def test_a_killed_run_keeps_the_earlier_result(tmp_path, mirror, real_hour):
+    """Kill -9 a forced rerun in the middle of its download: the first result stays whole."""
+    mirror.add(HOUR, real_hour)
+    out = tmp_path / "out"
+    env = wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cache"))
+    with DumpServer(mirror.root) as server:
+        from conftest import run_wikitop
+
+        assert run_wikitop("hour", HOUR_ARG, "--source", server.url, "--out", out, env=env).returncode == 0
+        before = {p.name: p.read_bytes() for p in (out / PARTITION).iterdir()}
+        server.add_faults(".gz", Fault.stall_after(1000, seconds=30))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wikitop", "hour", HOUR_ARG, "--source", server.url, "--out", str(out),
+             "--force", "--cache-dir", str(tmp_path / "other-cache")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while not any(r.method == "GET" for r in server.requests[1:]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    after = {p.name: p.read_bytes() for p in (out / PARTITION).iterdir()}
+    assert after == before

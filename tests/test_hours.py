@@ -1,0 +1,65 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from wikitop.hours import (
+    FIRST_HOUR,
+    HourError,
+    check_hour_available,
+    default_hour,
+    dump_file_name,
+    dump_relative_path,
+    hours_between,
+    parse_hour,
+)
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2020-01-22T02", "2020-01-22T02:00", "2020-01-22 02:00:00", "2020-01-22T02:00:00Z",
+     "2020-01-22T04:00+02:00", "2020-01-21T21:00-05:00", "2020-01-22T02:00+00:00"],
+)
+def test_accepted_spellings_name_the_same_utc_hour(text):
+    assert parse_hour(text) == utc(2020, 1, 22, 2)
+
+
+def test_offset_can_cross_midnight():
+    assert parse_hour("2020-01-01T01:00+03:00") == utc(2019, 12, 31, 22)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2020-01-22T25", "2020-02-30T01", "2020-01-22T02:30", "2020/01/22"])
+def test_bad_hours_are_rejected_with_a_reason(text):
+    with pytest.raises(HourError):
+        parse_hour(text)
+
+
+def test_file_is_stamped_with_the_end_of_the_hour():
+    hour = utc(2020, 1, 22, 2)
+    assert dump_file_name(hour) == "pageviews-20200122-030000.gz"
+    # The last hour of a month lives in the next month's folder.
+    assert dump_relative_path(utc(2020, 1, 31, 23)) == "2020/2020-02/pageviews-20200201-000000.gz"
+
+
+def test_default_is_the_hour_24_hours_before_the_current_hour():
+    assert default_hour(utc(2026, 11, 28, 3, 59, 59)) == utc(2026, 11, 27, 3)
+
+
+def test_hours_before_the_dataset_or_not_over_are_refused():
+    now = utc(2026, 11, 28, 3, 30)
+    with pytest.raises(HourError, match="before the pageview dumps begin"):
+        check_hour_available(utc(2015, 4, 30, 23), now)
+    check_hour_available(FIRST_HOUR, now)
+    check_hour_available(utc(2026, 11, 28, 2), now)
+    with pytest.raises(HourError, match="not over"):
+        check_hour_available(utc(2026, 11, 28, 3), now)
+
+
+def test_ranges_include_both_ends_and_refuse_reversed_ones():
+    hours = list(hours_between(utc(2020, 1, 1, 22), utc(2020, 1, 2, 1)))
+    assert [h.hour for h in hours] == [22, 23, 0, 1]
+    with pytest.raises(HourError):
+        list(hours_between(utc(2020, 1, 2), utc(2020, 1, 1)))
