@@ -9,6 +9,7 @@ import functools
 import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -144,7 +145,7 @@ def make_settings(options: dict, keep_totals_default: bool) -> Settings:
         force=options["force"],
         engine=options["engine"],
         spark_conf=options["spark_conf"],
-        cache_dir=options["cache_dir"] or default_cache_dir(),
+        cache_dir=Path(options["cache_dir"]) if options["cache_dir"] else default_cache_dir(),
         keep_totals=keep_totals_default if keep_totals is None else keep_totals,
         user_agent=options["user_agent"],
         max_connections=options["max_connections"],
@@ -249,6 +250,128 @@ def hour(hour, **options):
         session.close()
     report(outcome, options["quiet"])
     sys.exit(0 if outcome.ok else 1)
+
+
+RANGE_OPTIONS = [
+    click.option("--daily", is_flag=True, help="Also publish a top per UTC day wholly inside the range."),
+    click.option("--hourly/--no-hourly", default=True, envvar="HOURLY", show_default=True,
+                 help="Publish a top per hour; --no-hourly (HOURLY=false) publishes only days. [env HOURLY]"),
+    click.option("--allow-incomplete", is_flag=True,
+                 help="Publish days and windows even when some of their hours are missing (listed in "
+                 "the result's metadata)."),
+    click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
+                 help="Keep downloaded dumps in the cache after use."),
+]
+
+
+def range_options(command):
+    for option in reversed(RANGE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_many(session: Wikitop, start, end, quiet: bool, **kwargs) -> list[Outcome]:
+    """run_range with live progress (a bar with ETA on a terminal, log lines otherwise)."""
+    from wikitop.runner import run_range
+
+    interactive = sys.stderr.isatty() and not quiet
+    if not interactive:
+        return run_range(session, start, end, on_outcome=lambda o: report(o, quiet), **kwargs)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("hours", total=None)
+
+        def on_plan(plan):
+            bar.update(task, total=plan.steps + len(plan.skipped))
+
+        def on_outcome(outcome):
+            bar.advance(task)
+            bar.update(task, description=f"{outcome.period.label}: {outcome.status.value}")
+            if not outcome.ok:
+                report(outcome, quiet)
+
+        return run_range(session, start, end, on_outcome=on_outcome, on_plan=on_plan, **kwargs)
+
+
+def summarize(outcomes: list[Outcome], strict: bool, quiet: bool) -> int:
+    """Print a table of what happened; return the exit code."""
+    from collections import Counter
+
+    counts = Counter(o.status for o in outcomes)
+    problems = [o for o in outcomes if not o.ok]
+    if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(stderr=False, soft_wrap=True)
+        table = Table(title="wikitop summary", show_edge=False)
+        for column in ("status", "count"):
+            table.add_column(column)
+        for status in Status:
+            table.add_row(status.value, str(counts.get(status, 0)))
+        console.print(table)
+        if problems:
+            details = Table(show_edge=False)
+            for column in ("period", "status", "reason"):
+                details.add_column(column, overflow="fold")
+            for outcome in problems:
+                details.add_row(outcome.period.label, outcome.status.value, outcome.message)
+            console.print(details)
+    failed = counts.get(Status.FAILED, 0) or (strict and counts.get(Status.MISSING, 0))
+    return 1 if failed else 0
+
+
+@main.command(name="range", help=f"""Publish one result per hour from START to END (both included).
+
+With --daily, also one result per UTC day wholly inside the range, computed from the
+hours' full page totals (kept as Parquet in the cache), never from hourly top lists.
+Hours already published with the same parameters are skipped. A missing hour fails the
+run only with --strict; a failed hour always does. {HOUR_HELP}""")
+@click.argument("start", type=HOUR)
+@click.argument("end", type=HOUR)
+@range_options
+@common_options
+@with_errors_as_exit_codes
+def range_command(start, end, daily, hourly, allow_incomplete, keep_raw, **options):
+    session = open_session(options, keep_totals_default=True)
+    try:
+        outcomes = run_many(session, start, end, options["quiet"], hourly=hourly, daily=daily or not hourly,
+                            allow_incomplete=allow_incomplete, keep_raw=keep_raw)
+    except HourError as error:
+        raise click.UsageError(str(error)) from None
+    finally:
+        session.close()
+    sys.exit(summarize(outcomes, options["strict"], options["quiet"]))
+
+
+@main.command(help=f"""Publish one top over all hours from START to END (both included).
+
+Totals are summed over the hours' full page totals, kept as Parquet in the cache, so a
+window over hours already seen reads no dump again. Results go to
+OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
+@click.argument("start", type=HOUR)
+@click.argument("end", type=HOUR)
+@click.option("--allow-incomplete", is_flag=True, help="Publish even when some hours are missing.")
+@click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
+              help="Keep downloaded dumps in the cache after use.")
+@common_options
+@with_errors_as_exit_codes
+def window(start, end, allow_incomplete, keep_raw, **options):
+    from wikitop.publish import Period
+
+    session = open_session(options, keep_totals_default=True)
+    try:
+        outcomes = run_many(session, start, end, options["quiet"], hourly=False,
+                            windows=[Period.window(start, end)], allow_incomplete=allow_incomplete,
+                            keep_raw=keep_raw)
+    except HourError as error:
+        raise click.UsageError(str(error)) from None
+    finally:
+        session.close()
+    code = summarize(outcomes, options["strict"], options["quiet"])
+    sys.exit(1 if any(o.period.kind == "window" and not o.ok for o in outcomes) else code)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -18,6 +19,25 @@ from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
 from wikitop.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _Failure:
+    outcome: Outcome | None = None
+
+
+@contextmanager
+def outcome_of_failures(period: Period):
+    """Turn the expected failures of computing ``period`` into an Outcome instead of a traceback."""
+    failure = _Failure()
+    try:
+        yield failure
+    except NotPublished as error:
+        failure.outcome = Outcome(period, Status.MISSING, str(error))
+    except (FetchError, HourError, BadInput, PublishError) as error:
+        failure.outcome = Outcome(period, Status.FAILED, str(error))
+    except Exception as error:  # an engine's own error (corrupt data, out of memory)
+        log.debug("unexpected error", exc_info=True)
+        failure.outcome = Outcome(period, Status.FAILED, f"{type(error).__name__}: {' '.join(str(error).split())}")
 
 
 class Status(str, Enum):
@@ -96,18 +116,36 @@ class Wikitop:
         }
 
     def is_done(self, period: Period) -> bool:
-        return not self.settings.force and self.results.is_done(period, self.settings.fmt, self.params(period))
+        """A marker with the same parameters exists; a day or window published without some
+        of its hours is not done, so that a rerun completes it once they appear."""
+        if self.settings.force:
+            return False
+        marker = self.results.read_marker(period, self.settings.fmt)
+        if marker is None or marker.get("params") != self.params(period):
+            return False
+        return marker.get("hours", {}).get("complete", True)
+
+    def already_done(self, period: Period) -> Outcome:
+        folder = self.results.display(self.results.folder(period, self.settings.fmt))
+        return Outcome(period, Status.ALREADY_DONE, "already published with the same parameters", folder)
 
     def run_hour(self, hour: datetime) -> Outcome:
+        """Fetch, compute and publish one hour, unless it is already published."""
         period = Period.hour(hour)
-        try:
+        with outcome_of_failures(period) as failed:
             check_hour_available(hour)
             if self.is_done(period):
-                return Outcome(period, Status.ALREADY_DONE, "already published with the same parameters",
-                               self.results.display(self.results.folder(period, self.settings.fmt)))
+                return self.already_done(period)
             started = time.monotonic()
             dump = self.fetch(hour)
-            fetched = time.monotonic()
+            return self.compute_hour(hour, dump, publish=True, fetch_seconds=time.monotonic() - started)
+        return failed.outcome
+
+    def compute_hour(self, hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float = 0.0) -> Outcome:
+        """Compute an hour from its fetched dump; keep its totals and publish it as configured."""
+        period = Period.hour(hour)
+        with outcome_of_failures(period) as failed:
+            started = time.monotonic()
             keep = totals_path(self.settings.totals_dir, hour) if self.settings.keep_totals else None
             result = self.engine.process_hour(
                 dump.path, self.blacklist, self.settings.top, self.settings.ties,
@@ -115,18 +153,34 @@ class Wikitop:
             )
             metadata = self._metadata(period, result, [dump])
             metadata["timings_seconds"] = {
-                "fetch": round(fetched - started, 3),
-                "compute": round(time.monotonic() - fetched, 3),
+                "fetch": round(fetch_seconds, 3),
+                "compute": round(time.monotonic() - started, 3),
             }
+            if not publish:
+                return Outcome(period, Status.DONE, "totals kept", str(keep) if keep else None, metadata)
             location = self.results.publish(period, self.settings.fmt, result.table, metadata)
             return Outcome(period, Status.DONE, f"{result.table.num_rows} rows", self.results.display(location), metadata)
-        except NotPublished as error:
-            return Outcome(period, Status.MISSING, str(error))
-        except (FetchError, HourError, BadInput, PublishError) as error:
-            return Outcome(period, Status.FAILED, str(error))
-        except Exception as error:  # an engine's own error (corrupt data, out of memory)
-            log.debug("unexpected error", exc_info=True)
-            return Outcome(period, Status.FAILED, f"{type(error).__name__}: {' '.join(str(error).split())}")
+        return failed.outcome
+
+    def compute_from_totals(self, period: Period, missing_hours: list[datetime]) -> Outcome:
+        """Publish a day or window from the kept hourly totals of its hours."""
+        with outcome_of_failures(period) as failed:
+            started = time.monotonic()
+            hours = [h for h in period.hours if h not in set(missing_hours)]
+            paths = [totals_path(self.settings.totals_dir, h) for h in hours]
+            result = self.engine.process_totals(paths, self.blacklist, self.settings.top, self.settings.ties)
+            metadata = self._metadata(period, result, [])
+            metadata["hours"] = {
+                "included": len(hours),
+                "missing": [format_hour(h) for h in missing_hours],
+                "complete": not missing_hours,
+            }
+            metadata["timings_seconds"] = {"compute": round(time.monotonic() - started, 3)}
+            location = self.results.publish(period, self.settings.fmt, result.table, metadata)
+            note = f", {len(missing_hours)} hours missing" if missing_hours else ""
+            return Outcome(period, Status.DONE, f"{result.table.num_rows} rows from {len(hours)} hours{note}",
+                           self.results.display(location), metadata)
+        return failed.outcome
 
     def fetch(self, hour: datetime) -> DumpFile:
         if self.settings.wait_seconds > 0:

@@ -1,0 +1,174 @@
+"""Ranges of hours, days and windows: plan cheaply, fetch ahead, compute in order.
+
+Hours whose results are published are skipped by reading their markers. Days and
+windows are computed from the kept hourly page totals (the lake in the cache), so
+an hour's dump is read once whatever is asked of it later. Downloads run ahead in
+a few threads (bounded by the per-host connection limit) while the engine works
+on the previous hour, and at most a few dumps wait on disk at any time. Every
+output is written atomically, so a killed range resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from wikitop.fetch import DumpFile, FetchError, NotPublished
+from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, truncate_to_hour
+from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
+from wikitop.publish import Period
+
+log = logging.getLogger(__name__)
+
+OutcomeCallback = Callable[[Outcome], None]
+
+
+@dataclass
+class RangePlan:
+    """What a range needs: which hours to compute, which to publish, which spans to build."""
+
+    hours: list[datetime]
+    publish_hours: set[datetime] = field(default_factory=set)
+    compute_hours: list[datetime] = field(default_factory=list)
+    spans: list[Period] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.compute_hours) + len(self.spans)
+
+
+def days_within(start: datetime, end: datetime) -> tuple[list[Period], list[datetime]]:
+    """The UTC days wholly inside [start, end], and the first hours of days only partly inside."""
+    whole, partial = [], []
+    day = truncate_to_hour(start).replace(hour=0)
+    while day <= end:
+        if day >= start and day + 23 * ONE_HOUR <= end:
+            whole.append(Period.day(day))
+        else:
+            partial.append(day)
+        day += 24 * ONE_HOUR
+    return whole, partial
+
+
+def plan_range(
+    session: Wikitop, start: datetime, end: datetime, hourly: bool, daily: bool, windows: Iterable[Period] = ()
+) -> RangePlan:
+    check_hour_available(start)
+    check_hour_available(end)
+    plan = RangePlan(hours=list(Period.window(start, end).hours))
+    spans: list[Period] = []
+    if daily:
+        whole_days, partial_days = days_within(start, end)
+        spans.extend(whole_days)
+        for day in partial_days:
+            log.warning("day %s is only partly inside the range: no daily result for it", f"{day:%Y-%m-%d}")
+    spans.extend(windows)
+    needed_totals: set[datetime] = set()
+    for span in spans:
+        if session.is_done(span):
+            plan.skipped.append(session.already_done(span))
+        else:
+            plan.spans.append(span)
+            needed_totals.update(span.hours)
+    for hour in plan.hours:
+        if hourly and not session.is_done(Period.hour(hour)):
+            plan.publish_hours.add(hour)
+        elif hourly:
+            plan.skipped.append(session.already_done(Period.hour(hour)))
+        totals_missing = hour in needed_totals and not totals_path(session.settings.totals_dir, hour).exists()
+        if hour in plan.publish_hours or totals_missing:
+            plan.compute_hours.append(hour)
+    return plan
+
+
+def run_range(
+    session: Wikitop,
+    start: datetime,
+    end: datetime,
+    *,
+    hourly: bool = True,
+    daily: bool = False,
+    windows: Iterable[Period] = (),
+    allow_incomplete: bool = False,
+    keep_raw: bool = True,
+    on_outcome: OutcomeCallback | None = None,
+    on_plan: Callable[[RangePlan], None] | None = None,
+) -> list[Outcome]:
+    """Publish every hour of [start, end] (if hourly), each whole UTC day (if daily) and windows."""
+    plan = plan_range(session, start, end, hourly, daily, windows)
+    if on_plan:
+        on_plan(plan)
+    outcomes: list[Outcome] = list(plan.skipped)
+    report = on_outcome or (lambda outcome: None)
+    for outcome in plan.skipped:
+        report(outcome)
+    if plan.spans:
+        session.settings.keep_totals = True
+    unavailable: dict[datetime, Outcome] = {}
+    for outcome in _compute_hours(session, plan, keep_raw):
+        if not outcome.ok:
+            unavailable[outcome.period.start] = outcome
+        outcomes.append(outcome)
+        report(outcome)
+    for span in plan.spans:
+        outcome = _compute_span(session, span, unavailable, allow_incomplete)
+        outcomes.append(outcome)
+        report(outcome)
+    return outcomes
+
+
+def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterable[Outcome]:
+    """Outcomes of plan.compute_hours in order, with downloads running ahead."""
+    workers = session.settings.max_connections
+    lookahead = 2 * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        pending: dict[datetime, Future] = {}
+        queue = list(plan.compute_hours)
+
+        def top_up(position: int) -> None:
+            for hour in queue[position : position + lookahead]:
+                if hour not in pending:
+                    pending[hour] = pool.submit(_timed_fetch, session, hour)
+
+        for position, hour in enumerate(queue):
+            top_up(position)
+            future = pending.pop(hour)
+            period = Period.hour(hour)
+            try:
+                dump, seconds = future.result()
+            except NotPublished as error:
+                yield Outcome(period, Status.MISSING, str(error))
+                continue
+            except FetchError as error:
+                yield Outcome(period, Status.FAILED, str(error))
+                continue
+            yield session.compute_hour(hour, dump, publish=hour in plan.publish_hours, fetch_seconds=seconds)
+            if not keep_raw:
+                session.dumps.discard_cached(hour)
+
+
+def _timed_fetch(session: Wikitop, hour: datetime) -> tuple[DumpFile, float]:
+    started = time.monotonic()
+    dump = session.dumps.fetch(hour)
+    return dump, time.monotonic() - started
+
+
+def _compute_span(
+    session: Wikitop, span: Period, unavailable: dict[datetime, Outcome], allow_incomplete: bool
+) -> Outcome:
+    missing = [h for h in span.hours if not totals_path(session.settings.totals_dir, h).exists()]
+    failed = [h for h in missing if h in unavailable and unavailable[h].status is Status.FAILED]
+    if failed:
+        return Outcome(span, Status.FAILED, f"hours failed: {', '.join(format_hour(h) for h in failed)}")
+    if missing and not allow_incomplete:
+        hours = ", ".join(format_hour(h) for h in missing)
+        return Outcome(span, Status.MISSING, f"incomplete: {len(missing)} hours missing ({hours}); "
+                       "pass --allow-incomplete to publish it without them")
+    if len(missing) == len(span.hours):
+        return Outcome(span, Status.MISSING, "no hour of it is available")
+    return session.compute_from_totals(span, missing)
