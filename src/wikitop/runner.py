@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wikitop.fetch import DumpFile, FetchError, NotPublished
-from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, truncate_to_hour
+from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, truncate_to_hour
 from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
 from wikitop.publish import Period
 
@@ -60,7 +60,7 @@ def plan_range(
 ) -> RangePlan:
     check_hour_available(start)
     check_hour_available(end)
-    plan = RangePlan(hours=list(Period.window(start, end).hours))
+    plan = RangePlan(hours=list(hours_between(start, end)))
     spans: list[Period] = []
     if daily:
         whole_days, partial_days = days_within(start, end)

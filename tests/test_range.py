@@ -1,0 +1,171 @@
+"""`wikitop range` and `wikitop window`: hours, days from kept totals, missing hours, kills."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Mirror, run_wikitop, wikitop_env
+
+import reference
+from wikitop.hours import dump_relative_path
+from wikitop.synthetic import generate_hour
+
+DAY = datetime(2020, 1, 22, tzinfo=UTC)
+DAY_FOLDER = "format=csv/year=2020/month=01/day=22"
+
+
+def hour(i: int) -> datetime:
+    return DAY + timedelta(hours=i)
+
+
+@pytest.fixture(scope="session")
+def day_files(tmp_path_factory, blacklist_file) -> dict[datetime, Path]:
+    """24 generated hours of one day (small), each its own seed, some with blacklisted pairs."""
+    folder = tmp_path_factory.mktemp("day")
+    files = {}
+    for i in range(24):
+        path = folder / f"hour-{i:02d}.gz"
+        generate_hour(path, lines=4000, seed=100 + i, blacklist_path=blacklist_file if i % 4 == 0 else None)
+        files[hour(i)] = path
+    return files
+
+
+@pytest.fixture
+def day_mirror(tmp_path, day_files) -> Mirror:
+    mirror = Mirror(tmp_path / "mirror")
+    for h, path in day_files.items():
+        mirror.add(h, path)
+    return mirror
+
+
+def published_rows(out: Path, folder: str) -> list[list[str]]:
+    marker = json.loads((out / folder / "_SUCCESS").read_text())
+    data = (out / folder / marker["file"]).read_bytes()
+    return list(csv.reader(io.StringIO(gzip.decompress(data).decode("utf-8"))))
+
+
+def published_tree(out: Path) -> dict[str, bytes]:
+    """Every data file named by a marker, by folder; what a reader can see."""
+    tree = {}
+    for marker_path in out.rglob("_SUCCESS"):
+        marker = json.loads(marker_path.read_text())
+        tree[str(marker_path.parent.relative_to(out))] = (marker_path.parent / marker["file"]).read_bytes()
+    return tree
+
+
+def test_daily_top_is_computed_from_all_hours_not_from_hourly_tops(cli, tmp_path, day_mirror, day_files,
+                                                                    blacklist_file):
+    out = tmp_path / "out"
+    result = cli("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
+    assert result.returncode == 0, result.stderr
+    expected_day = reference.expected_csv_rows(list(day_files.values()), blacklist_file)
+    assert published_rows(out, DAY_FOLDER) == expected_day
+    for i in (0, 13, 23):
+        assert published_rows(out, f"{DAY_FOLDER}/hour={i:02d}") == reference.expected_csv_rows(
+            day_files[hour(i)], blacklist_file)
+    marker = json.loads((out / DAY_FOLDER / "_SUCCESS").read_text())
+    assert marker["hours"] == {"included": 24, "missing": [], "complete": True}
+
+    again = cli("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
+    assert again.returncode == 0 and "already done" in again.stdout and ": done:" not in again.stdout
+
+
+def test_window_reads_kept_totals_without_the_dumps(cli, tmp_path, day_mirror, day_files, blacklist_file):
+    out = tmp_path / "out"
+    assert cli("range", "2020-01-22T03", "2020-01-22T08", "--source", day_mirror.root, "--out", out).returncode == 0
+    shutil.rmtree(day_mirror.root)  # the window must come from the kept hourly totals alone
+    result = cli("window", "2020-01-22T03", "2020-01-22T08", "--source", day_mirror.root, "--out", out)
+    assert result.returncode == 0, result.stderr
+    expected = reference.expected_csv_rows([day_files[hour(i)] for i in range(3, 9)], blacklist_file)
+    assert published_rows(out, "format=csv/window=20200122T03-20200122T08") == expected
+
+
+def test_missing_hours_are_reported_and_days_need_consent(cli, tmp_path, day_mirror, day_files, blacklist_file):
+    out = tmp_path / "out"
+    (day_mirror.root / dump_relative_path(hour(5))).unlink()
+    args = ("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr  # missing hours fail the run only with --strict
+    assert "2020-01-22T05" in result.stderr and "not published" in result.stderr
+    assert "incomplete" in result.stdout + result.stderr
+    assert not (out / DAY_FOLDER / "_SUCCESS").exists()
+    assert cli(*args, "--strict").returncode == 1
+
+    assert cli(*args, "--allow-incomplete").returncode == 0
+    marker = json.loads((out / DAY_FOLDER / "_SUCCESS").read_text())
+    assert marker["hours"] == {"included": 23, "missing": ["2020-01-22T05"], "complete": False}
+    expected = reference.expected_csv_rows([p for h, p in day_files.items() if h != hour(5)], blacklist_file)
+    assert published_rows(out, DAY_FOLDER) == expected
+
+    day_mirror.add(hour(5), day_files[hour(5)])  # the hour appears later: the day is completed
+    assert cli(*args).returncode == 0
+    assert json.loads((out / DAY_FOLDER / "_SUCCESS").read_text())["hours"]["complete"] is True
+    assert published_rows(out, DAY_FOLDER) == reference.expected_csv_rows(list(day_files.values()), blacklist_file)
+
+
+def test_hourly_false_publishes_only_days(tmp_path, day_mirror):
+    out = tmp_path / "out"
+    env = wikitop_env(HOURLY="false", WIKITOP_CACHE_DIR=str(tmp_path / "cache"))
+    result = run_wikitop("range", "2020-01-22T00", "2020-01-22T23", "--source", day_mirror.root, "--out", out,
+                         env=env)
+    assert result.returncode == 0, result.stderr
+    assert (out / DAY_FOLDER / "_SUCCESS").exists()
+    assert not list((out / DAY_FOLDER).glob("hour=*"))
+
+
+def test_a_corrupt_hour_fails_the_run_and_its_day(cli, tmp_path, day_mirror):
+    target = day_mirror.root / dump_relative_path(hour(7))
+    target.write_bytes(target.read_bytes()[:-100])
+    out = tmp_path / "out"
+    result = cli("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
+    assert result.returncode == 1
+    assert "2020-01-22T07" in result.stdout + result.stderr
+    assert (out / DAY_FOLDER / "hour=08" / "_SUCCESS").exists()
+    assert not (out / DAY_FOLDER / "_SUCCESS").exists()
+
+
+def test_range_killed_at_random_moments_resumes_to_identical_results(tmp_path, day_mirror):
+    args = ["range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", str(day_mirror.root), "-q"]
+    clean_out, killed_out = tmp_path / "clean", tmp_path / "killed"
+    clean = run_wikitop(*args, "--out", clean_out, env=wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "c1")))
+    assert clean.returncode == 0, clean.stderr
+    expected = published_tree(clean_out)
+    assert len(expected) == 25
+
+    env = wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "c2"))
+    rng = random.Random(5)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-m", "wikitop", *args, "--out", str(killed_out)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + rng.uniform(0.8, 4.0)
+        while time.monotonic() < deadline and process.poll() is None:
+            # Whatever a reader sees at any moment is a whole result.
+            for folder, data in published_tree(killed_out).items() if killed_out.exists() else ():
+                assert data == expected[folder]
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    final = run_wikitop(*args, "--out", killed_out, env=env)
+    assert final.returncode == 0, final.stderr
+    assert published_tree(killed_out) == expected
+    leftovers = [p for p in killed_out.rglob("*") if p.is_file() and p.name != "_SUCCESS"
+                 and p.name not in {json.loads((p.parent / "_SUCCESS").read_text())["file"]}]
+    assert leftovers == []
+
+
+def test_reversed_or_unfinished_ranges_are_usage_errors(cli, tmp_path):
+    assert cli("range", "2020-01-23T00", "2020-01-22T00", "--out", tmp_path).returncode == 2
+    assert cli("range", "2020-01-22T00", "2999-01-01T00", "--out", tmp_path).returncode == 2
