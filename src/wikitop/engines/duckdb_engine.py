@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from wikitop.blacklist import Blacklist, canonical_title
 from wikitop.engines import EngineResult, LineReport, blacklist_table
+from wikitop.gzipfile import decompress_verified
 from wikitop.sql import render
 
 # DuckDB's CSV reader rejects these lines; map its error types to our kinds.
@@ -29,7 +32,6 @@ SELECT * FROM read_csv(
     delim = ' ', quote = '', escape = '', header = false, new_line = '\\n',
     auto_detect = false, strict_mode = true, ignore_errors = true,
     store_rejects = true, rejects_table = 'rejected_lines', rejects_scan = 'rejected_scans',
-    compression = {compression},
     columns = {{'domain_code': 'VARCHAR', 'page_title': 'VARCHAR',
                 'views_text': 'VARCHAR', 'response_size': 'VARCHAR'}}
 )
@@ -68,23 +70,27 @@ class DuckDBEngine:
         connection.create_function(
             "wikitop_canonical_title", canonical_title, ["VARCHAR"], "VARCHAR", side_effects=False
         )
+        connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
         return connection
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, line_count=None):
         dump_path = Path(dump_path)
-        with self._connect() as con:
-            compression = "'gzip'" if dump_path.suffix == ".gz" else "'none'"
-            con.execute(_READ_DUMP.format(path=_sql_string(str(dump_path)), compression=compression))
+        with self._connect() as con, _plain_text(dump_path) as (text_path, counted_lines):
+            con.execute(_READ_DUMP.format(path=_sql_string(str(text_path))))
             con.execute(_RAW_LINES)
             con.execute("CREATE TEMP VIEW clean_lines AS " + render("clean_lines"))
-            con.execute("CREATE TEMP TABLE hour_totals AS " + render("hour_totals"))
-            lines = self._line_report(con, line_count)
+            con.execute("CREATE TEMP TABLE hour_lines AS SELECT * FROM clean_lines")
+            lines, unique_pairs = self._line_report(con, counted_lines or line_count)
             if strict:
                 lines.check_strict(dump_path.name)
             con.execute(
-                "CREATE TEMP VIEW page_totals AS SELECT domain_code, page_title, views"
-                " FROM hour_totals WHERE problem IS NULL"
+                "CREATE TEMP VIEW pageviews AS SELECT domain_code, page_title, views"
+                " FROM hour_lines WHERE problem IS NULL"
             )
+            if unique_pairs:
+                con.execute("CREATE TEMP VIEW page_totals AS SELECT * FROM pageviews")
+            else:
+                con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             if totals_path is not None:
                 _write_totals(con, Path(totals_path))
             result = self._top(con, blacklist, top, ties)
@@ -100,15 +106,16 @@ class DuckDBEngine:
             con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             return self._top(con, blacklist, top, ties)
 
-    def _line_report(self, con, line_count: int | None) -> LineReport:
+    def _line_report(self, con, line_count: int | None) -> tuple[LineReport, bool]:
+        """Lines by problem, and whether every good line is a distinct pair."""
         report = LineReport()
-        for problem, count in con.sql(
-            "SELECT problem, sum(lines) FROM hour_totals GROUP BY problem"
-        ).fetchall():
+        unique_pairs = True
+        for problem, count, distinct_pairs in con.sql(render("line_stats")).fetchall():
             if problem is None:
-                report.good = int(count)
+                report.good = count
+                unique_pairs = distinct_pairs == count
             else:
-                report.bad[problem] += int(count)
+                report.bad[problem] += count
         for error_type, line in con.sql("SELECT error_type, csv_line FROM rejected_lines").fetchall():
             kind = _REJECT_KINDS.get(error_type, error_type.lower().replace(" ", "_"))
             if kind == "wrong_field_count" and line is not None and line.startswith(" "):
@@ -119,7 +126,7 @@ class DuckDBEngine:
             unaccounted = line_count - report.good - sum(report.bad.values())
             if unaccounted > 0:
                 report.bad["empty_line"] += unaccounted
-        return report
+        return report, unique_pairs
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
         con.register("blacklist", blacklist_table(blacklist))
@@ -131,6 +138,21 @@ class DuckDBEngine:
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def _plain_text(dump_path: Path):
+    """The dump as plain text, which DuckDB parses on all cores (a gzip stream it reads on one).
+
+    Decompressing also verifies the gzip trailers and counts the lines.
+    """
+    if dump_path.suffix != ".gz":
+        yield dump_path, None
+        return
+    with tempfile.TemporaryDirectory(prefix="wikitop-") as scratch:
+        text_path = Path(scratch) / dump_path.with_suffix(".txt").name
+        lines = decompress_verified(dump_path, text_path)
+        yield text_path, lines
 
 
 def _write_totals(con, path: Path) -> None:

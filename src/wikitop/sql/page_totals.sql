@@ -1,6 +1,7 @@
 -- Total views per page: one row per (domain_code, page_title).
 -- Input pageviews(domain_code, page_title, views): hourly page totals of several hours
--- (a pair appears once per hour, and hours add up).
+-- (a pair appears once per hour, and hours add up), or the good lines of an hour whose
+-- pairs are not unique.
 SELECT domain_code, page_title, CAST(SUM(views) AS BIGINT) AS views
 FROM pageviews
 GROUP BY domain_code, page_title
