@@ -3,50 +3,25 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import contextmanager
+from collections import Counter
 from pathlib import Path
 
 import duckdb
 
 from wikitop.blacklist import Blacklist, canonical_title
 from wikitop.engines import EngineResult, LineReport, blacklist_table
-from wikitop.gzipfile import decompress_verified
+from wikitop.engines.dump_reader import parse_dump
+from wikitop.gzipfile import read_verified
 from wikitop.sql import render
 
-# DuckDB's CSV reader rejects these lines; map its error types to our kinds.
-_REJECT_KINDS = {
-    "INVALID ENCODING": "invalid_utf8",
-    "INVALID UNICODE": "invalid_utf8",
-    "TOO MANY COLUMNS": "wrong_field_count",
-    "MISSING COLUMNS": "wrong_field_count",
-    "LINE SIZE OVER MAXIMUM": "line_too_long",
-}
-
-# Quoting is off: pre-2023 titles hold bare double quotes, and the Spark-era quoting
-# is undone in clean_lines.sql. Every field is text so that bad counts can be named.
-_READ_DUMP = """
-CREATE TEMP VIEW raw_fields AS
-SELECT * FROM read_csv(
-    {path},
-    delim = ' ', quote = '', escape = '', header = false, new_line = '\\n',
-    auto_detect = false, strict_mode = true, ignore_errors = true,
-    store_rejects = true, rejects_table = 'rejected_lines', rejects_scan = 'rejected_scans',
-    columns = {{'domain_code': 'VARCHAR', 'page_title': 'VARCHAR',
-                'views_text': 'VARCHAR', 'response_size': 'VARCHAR'}}
-)
-"""
-
-# The reader gives NULL for an empty field; clean_lines.sql wants '' there, and NULL
-# only for the domain code of an empty line (which reads as four NULL fields).
+# An empty line parses as three empty fields; clean_lines.sql wants a NULL domain code there.
 _RAW_LINES = """
 CREATE TEMP VIEW raw_lines AS
 SELECT
-    CASE WHEN domain_code IS NULL AND page_title IS NULL AND views_text IS NULL
-              AND response_size IS NULL THEN NULL
-         ELSE coalesce(domain_code, '') END AS domain_code,
-    coalesce(page_title, '') AS page_title,
-    coalesce(views_text, '') AS views_text
+    CASE WHEN domain_code = '' AND page_title = '' AND views_text = '' THEN NULL
+         ELSE domain_code END AS domain_code,
+    page_title,
+    views_text
 FROM raw_fields
 """
 
@@ -75,12 +50,13 @@ class DuckDBEngine:
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, line_count=None):
         dump_path = Path(dump_path)
-        with self._connect() as con, _plain_text(dump_path) as (text_path, counted_lines):
-            con.execute(_READ_DUMP.format(path=_sql_string(str(text_path))))
+        raw_fields, parse_problems = parse_dump(read_verified(dump_path))
+        with self._connect() as con:
+            con.register("raw_fields", raw_fields)
             con.execute(_RAW_LINES)
             con.execute("CREATE TEMP VIEW clean_lines AS " + render("clean_lines"))
-            con.execute("CREATE TEMP TABLE hour_lines AS SELECT * FROM clean_lines")
-            lines, unique_pairs = self._line_report(con, counted_lines or line_count)
+            con.execute("CREATE TEMP VIEW hour_lines AS SELECT * FROM clean_lines")
+            lines, unique_pairs = self._line_report(con, parse_problems)
             if strict:
                 lines.check_strict(dump_path.name)
             con.execute(
@@ -106,9 +82,9 @@ class DuckDBEngine:
             con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             return self._top(con, blacklist, top, ties)
 
-    def _line_report(self, con, line_count: int | None) -> tuple[LineReport, bool]:
+    def _line_report(self, con, parse_problems: Counter) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair."""
-        report = LineReport()
+        report = LineReport(bad=Counter(parse_problems))
         unique_pairs = True
         for problem, count, distinct_pairs in con.sql(render("line_stats")).fetchall():
             if problem is None:
@@ -116,16 +92,6 @@ class DuckDBEngine:
                 unique_pairs = distinct_pairs == count
             else:
                 report.bad[problem] += count
-        for error_type, line in con.sql("SELECT error_type, csv_line FROM rejected_lines").fetchall():
-            kind = _REJECT_KINDS.get(error_type, error_type.lower().replace(" ", "_"))
-            if kind == "wrong_field_count" and line is not None and line.startswith(" "):
-                kind = "empty_domain_code"
-            report.bad[kind] += 1
-        if line_count is not None:
-            # DuckDB's reader drops empty lines silently: they are the lines unaccounted for.
-            unaccounted = line_count - report.good - sum(report.bad.values())
-            if unaccounted > 0:
-                report.bad["empty_line"] += unaccounted
         return report, unique_pairs
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
@@ -138,21 +104,6 @@ class DuckDBEngine:
 
     def close(self) -> None:
         pass
-
-
-@contextmanager
-def _plain_text(dump_path: Path):
-    """The dump as plain text, which DuckDB parses on all cores (a gzip stream it reads on one).
-
-    Decompressing also verifies the gzip trailers and counts the lines.
-    """
-    if dump_path.suffix != ".gz":
-        yield dump_path, None
-        return
-    with tempfile.TemporaryDirectory(prefix="wikitop-") as scratch:
-        text_path = Path(scratch) / dump_path.with_suffix(".txt").name
-        lines = decompress_verified(dump_path, text_path)
-        yield text_path, lines
 
 
 def _write_totals(con, path: Path) -> None:
