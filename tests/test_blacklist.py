@@ -48,3 +48,14 @@ def test_decoded_matching_removes_127_rows_of_the_real_prefix(tmp_path):
     rows = [line.split(" ") for line in (DATA / "pageviews-2020-prefix.txt").read_text("utf-8").splitlines()]
     removed = sum((domain, canonical_title(title)) in blacklist.pairs for domain, title, _, _ in rows)
     assert removed == 127
+
+
+def test_parsed_blacklist_is_cached_by_digest(tmp_path):
+    first = load_blacklist(DEFAULT_BLACKLIST, cache_dir=tmp_path)
+    [cached] = (tmp_path / "blacklists").iterdir()
+    assert cached.name == f"{first.sha256}.json"
+    second = load_blacklist(DEFAULT_BLACKLIST, cache_dir=tmp_path)
+    assert second.pairs == first.pairs and second.metadata() == first.metadata()
+    other = tmp_path / "other"
+    other.write_bytes(b"en Foo%20Bar\n")
+    assert load_blacklist(str(other), cache_dir=tmp_path).pairs == {("en", "Foo_Bar")}

@@ -7,10 +7,13 @@ while dump titles are decoded, so both sides are compared in canonical form.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
@@ -110,7 +113,40 @@ def read_blacklist_bytes(location: str, fetcher=None) -> bytes:
         return handle.read()
 
 
-def load_blacklist(location: str | None, fetcher=None) -> Blacklist:
+def load_blacklist(location: str | None, fetcher=None, cache_dir: Path | None = None) -> Blacklist:
+    """The blacklist at location (None: no blacklist).
+
+    Canonicalising 57,000 titles takes a second; with cache_dir the parsed list is kept
+    there under the digest of its bytes and reused.
+    """
     if location is None:
         return empty_blacklist()
-    return parse_blacklist(read_blacklist_bytes(location, fetcher), location)
+    raw = read_blacklist_bytes(location, fetcher)
+    if cache_dir is None:
+        return parse_blacklist(raw, location)
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = Path(cache_dir) / "blacklists" / f"{digest}.json"
+    try:
+        record = json.loads(cached.read_text("utf-8"))
+        return Blacklist(
+            pairs={tuple(pair) for pair in record["pairs"]},
+            source=location,
+            sha256=digest,
+            lines=record["lines"],
+            skipped=Counter(record["skipped"]),
+            undecodable=record["undecodable"],
+        )
+    except (OSError, ValueError, KeyError):
+        pass
+    blacklist = parse_blacklist(raw, location)
+    record = {
+        "pairs": sorted(blacklist.pairs),
+        "lines": blacklist.lines,
+        "skipped": blacklist.skipped,
+        "undecodable": blacklist.undecodable,
+    }
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    os.replace(temporary, cached)
+    return blacklist

@@ -13,7 +13,7 @@ from pathlib import Path
 from wikitop import __version__
 from wikitop.blacklist import Blacklist, load_blacklist
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
-from wikitop.fetch import DumpFile, DumpStore, Fetcher, FetchError, NotPublished, ProgressCallback, RetryPolicy
+from wikitop.fetch import DumpFile, DumpStore, Fetcher, FetchError, NotPublished, ProgressCallback
 from wikitop.hours import HourError, check_hour_available, format_hour
 from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
 from wikitop.settings import Settings
@@ -75,7 +75,7 @@ class Wikitop:
             user_agent=settings.user_agent,
             max_connections=settings.max_connections,
             allow_more_connections=settings.allow_more_connections,
-            policy=RetryPolicy(),
+            policy=settings.retry_policy,
         )
         self.dumps = DumpStore(settings.sources, settings.cache_dir, self.fetcher)
         self.results = ResultStore(settings.out, settings.storage_options)
@@ -91,7 +91,7 @@ class Wikitop:
     @property
     def blacklist(self) -> Blacklist:
         if self._blacklist is None:
-            self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher)
+            self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher, self.settings.cache_dir)
             log.info(
                 "blacklist %s: %d entries, %d lines skipped",
                 self._blacklist.source,
@@ -183,23 +183,8 @@ class Wikitop:
         return failed.outcome
 
     def fetch(self, hour: datetime) -> DumpFile:
-        if self.settings.wait_seconds > 0:
-            self.wait_for(hour, self.settings.wait_seconds)
-        return self.dumps.fetch(hour, self.progress)
-
-    def wait_for(self, hour: datetime, seconds: float) -> None:
-        """Poll cheaply (HEAD) until the hour's file exists or the deadline passes."""
-        deadline = time.monotonic() + seconds
-        delay = 30.0
-        while not self.dumps.is_available(hour):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NotPublished(
-                    f"hour {format_hour(hour)} was still not published after waiting {seconds:.0f}s"
-                )
-            log.info("hour %s not published yet; checking again in %.0fs", format_hour(hour), min(delay, remaining))
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 600.0)
+        """The hour's verified dump, waiting for it (polling cheaply) up to --wait."""
+        return self.dumps.fetch(hour, self.progress, wait_seconds=self.settings.wait_seconds)
 
     def _metadata(self, period: Period, result: EngineResult, dumps: list[DumpFile]) -> dict:
         table = result.table

@@ -1,17 +1,10 @@
 -- Page totals without the blacklisted pages.
 --
 -- Input  page_totals(domain_code, page_title, views), one row per page;
---        blacklist(domain_code, page_title) with titles in canonical form.
---
--- wikitop_canonical_title() is registered by each engine (percent-decoding until the
--- title no longer changes); only titles with '%' or ' ' can change, so only they pay.
+--        blacklisted_pages(domain_code, page_title) (blacklisted_pages.sql).
 SELECT t.domain_code, t.page_title, t.views
 FROM page_totals AS t
-LEFT JOIN blacklist AS b
+LEFT JOIN blacklisted_pages AS b
   ON b.domain_code = t.domain_code
- AND b.page_title = CASE
-         WHEN instr(t.page_title, '%') > 0 OR instr(t.page_title, ' ') > 0
-         THEN wikitop_canonical_title(t.page_title)
-         ELSE t.page_title
-     END
+ AND b.page_title = t.page_title
 WHERE b.domain_code IS NULL

@@ -11,6 +11,7 @@
 -- pre-2023 title "Heroes" stays as it is.
 -- String literals are raw (no backslash escapes): Spark runs this with
 -- spark.sql.parser.escapedStringLiterals=true, as DuckDB reads literals anyway.
+-- Text casts say STRING: Spark rejects VARCHAR without a length, DuckDB reads it as VARCHAR.
 SELECT
     domain_code,
     CASE
@@ -31,7 +32,7 @@ FROM (
         CASE
             WHEN domain_code IS NULL THEN 'empty_line'
             WHEN domain_code = '' THEN 'empty_domain_code'
-            WHEN views IS NULL OR CAST(views AS VARCHAR) <> views_text THEN 'invalid_count'
+            WHEN views IS NULL OR CAST(views AS STRING) <> views_text THEN 'invalid_count'
             WHEN views < 0 THEN 'negative_count'
         END AS problem
     FROM (
