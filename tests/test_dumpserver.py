@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dumpserver import THROTTLE_AFTER_BYTES, DumpServer, Fault  # noqa: E402
+from dumpserver import THROTTLE_AFTER_BYTES, DumpServer, Fault
 
 USER_AGENT = "wikitop-tests/1.0 (tests@example.org)"
 HOUR_PATH = "/other/pageviews/2020/2020-01/pageviews-20200101-010000.gz"
