@@ -34,7 +34,6 @@ BAD_KINDS = (
 )
 CSV_HEADER = ["domain_code", "page_title", "views", "rank"]
 TIE_RULES = ("rank", "dense", "row")
-MAX_COUNT_DIGITS = 18
 
 _PERCENT_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 
@@ -78,7 +77,10 @@ def unquote_spark_title(title: str) -> str:
 
 
 def _is_count(text: str) -> bool:
-    return 0 < len(text) <= MAX_COUNT_DIGITS and text.isascii() and text.isdigit()
+    """The plain decimal form of a non-negative 64-bit integer: digits, no leading zero."""
+    return (
+        text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0")) and int(text) < 2**63
+    )
 
 
 def parse_line(raw: bytes) -> tuple[str, str, int]:
@@ -96,7 +98,7 @@ def parse_line(raw: bytes) -> tuple[str, str, int]:
         raise BadLine("wrong_field_count")
     domain_code, title, count, _response_size = fields
     if not _is_count(count):
-        if count.startswith("-") and count[1:].isascii() and count[1:].isdigit():
+        if count.startswith("-") and _is_count(count[1:]) and count != "-0":
             raise BadLine("negative_count")
         raise BadLine("invalid_count")
     return domain_code, unquote_spark_title(title), int(count)

@@ -230,3 +230,21 @@ def test_a_killed_run_keeps_the_earlier_result(tmp_path, mirror, real_hour):
         process.wait(timeout=10)
     after = {p.name: p.read_bytes() for p in (out / PARTITION).iterdir()}
     assert after == before
+
+
+def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_path, mirror):
+    lines = [b"en Good_1 5 0", b"", b"en short 3", b"en too many 3 0", b"en letters abc 0", b"en neg -4 0",
+             b"en zero_lead 05 0", b" empty_domain 3 0", b"en bad\xff_utf8 2 0", b"en huge 99999999999999999999 0",
+             b"en Good_2 7 0", b"en big 9223372036854775807 0"]
+    dump = tmp_path / "bad.gz"
+    dump.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist").returncode == 0
+    marker, data = published(out)
+    assert marker["lines"]["bad"] == reference.read_pageviews(dump)[1] == {
+        "empty_line": 1, "wrong_field_count": 2, "invalid_count": 3, "negative_count": 1,
+        "empty_domain_code": 1, "invalid_utf8": 1}
+    assert marker["lines"]["good"] == 3
+    assert csv_rows(data)[1:] == [["en", "big", "9223372036854775807", "1"], ["en", "Good_2", "7", "2"],
+                                  ["en", "Good_1", "5", "3"]]
