@@ -10,17 +10,18 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from wikitop import __version__
 from wikitop.blacklist import DEFAULT_BLACKLIST
 from wikitop.engines import ENGINES
-from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
+from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
-from wikitop.publish import FORMATS
-from wikitop.settings import Settings, default_cache_dir, parse_spark_properties
+from wikitop.publish import FORMATS, PublishError
+from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.sql import TIE_RULES
 
 log = logging.getLogger("wikitop")
@@ -80,14 +81,44 @@ def _spark_conf(ctx, param, values):
     return conf
 
 
+OUT_OPTIONS = [
+    click.option("--out", default="./wikitop-out", show_default=True, envvar="PATH_OUT_PREFIX",
+                 help="Where results go: a directory or an fsspec URL such as s3://bucket/prefix "
+                 "(pip install 'wikitop[s3]'), or gs://, az://... with their fsspec package. "
+                 "[env PATH_OUT_PREFIX]"),
+    click.option("--s3-endpoint-url", metavar="URL",
+                 help="S3-compatible endpoint for an s3:// --out, e.g. http://127.0.0.1:8333 (MinIO, Ceph, "
+                 "SeaweedFS). [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the profile's endpoint_url]"),
+    click.option("--s3-region", envvar="AWS_REGION", metavar="REGION",
+                 help="Region for an s3:// --out. [env AWS_REGION; default: AWS_DEFAULT_REGION or the profile's]"),
+    click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
+                 help="An fsspec option for --out (repeatable); dotted keys nest, values are read as JSON "
+                 "when they parse, e.g. profile=work or config_kwargs.read_timeout=60. Credentials come "
+                 "from the standard AWS variables and profiles, which never show in process lists."),
+]
+
+
+def out_options(command):
+    for option in reversed(OUT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def storage_options(options: dict) -> dict:
+    try:
+        return storage_options_from_flags(
+            options["out"], options["s3_endpoint_url"], options["s3_region"], options["storage_option_pairs"]
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
 COMMON_OPTIONS = [
     click.option("--source", "sources", multiple=True, envvar="SOURCE_URL_PREFIX", metavar="URL|DIR",
                  help=f"Where the dumps are: an https:// prefix laid out like {DEFAULT_SOURCE}, or a "
                  "mirror directory with the same layout. Repeat to fail over in order. "
                  "[env SOURCE_URL_PREFIX; default: the dump server]"),
-    click.option("--out", default="./wikitop-out", show_default=True, envvar="PATH_OUT_PREFIX",
-                 help="Where results go: a directory or an fsspec URL such as s3://bucket/prefix. "
-                 "[env PATH_OUT_PREFIX]"),
+    *OUT_OPTIONS,
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
                  help="Result format: gzipped CSV, Parquet, or gzipped JSON lines."),
     click.option("--blacklist", default=DEFAULT_BLACKLIST, envvar="BLACKLIST_URL_IN", metavar="PATH|URL",
@@ -121,6 +152,21 @@ COMMON_OPTIONS = [
                  help="Allow --max-connections above the dump server's limit of 3 (own mirrors only)."),
     click.option("--wait", "wait_seconds", type=Duration(), default="0", metavar="DURATION",
                  help="Wait up to this long (e.g. 3h) for a file not published yet, polling cheaply."),
+    click.option("--poll-interval", type=Duration(), default="10s", show_default=True, metavar="DURATION",
+                 envvar="WIKITOP_POLL_INTERVAL",
+                 help="With --wait: first pause between checks (HEAD requests); it doubles up to 5m. "
+                 "[env WIKITOP_POLL_INTERVAL]"),
+    click.option("--retries", type=click.IntRange(min=0), default=6, show_default=True, envvar="WIKITOP_RETRIES",
+                 help="Retries of a request failing for a passing reason (reset, stall, timeout, 5xx, 429) "
+                 "before giving up; an attempt that brought new bytes starts the count again. "
+                 "[env WIKITOP_RETRIES]"),
+    click.option("--retry-delay", type=Duration(), default="1s", show_default=True, metavar="DURATION",
+                 envvar="WIKITOP_RETRY_DELAY",
+                 help="First pause before a retry; it doubles with each failure in a row (with jitter, up to "
+                 "5m) and is never shorter than the server's Retry-After. [env WIKITOP_RETRY_DELAY]"),
+    click.option("--stall-timeout", type=Duration(), default="60s", show_default=True, metavar="DURATION",
+                 envvar="WIKITOP_STALL_TIMEOUT",
+                 help="Drop a connection that brings no byte for this long, and resume. [env WIKITOP_STALL_TIMEOUT]"),
     click.option("-v", "--verbose", count=True, help="More log lines."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors."),
 ]
@@ -151,6 +197,9 @@ def make_settings(options: dict, keep_totals_default: bool) -> Settings:
         max_connections=options["max_connections"],
         allow_more_connections=options["allow_more_connections"],
         wait_seconds=options["wait_seconds"],
+        retry_policy=RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
+                                 stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"]),
+        storage_options=storage_options(options),
     )
 
 
@@ -218,6 +267,9 @@ def with_errors_as_exit_codes(command):
             return command(*args, **kwargs)
         except click.ClickException:
             raise
+        except PublishError as error:  # the output cannot be used at all, e.g. before a range starts
+            click.echo(f"wikitop: error: {error}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("wikitop: interrupted; nothing half-written was published", err=True)
             sys.exit(130)
@@ -372,6 +424,267 @@ def window(start, end, allow_incomplete, keep_raw, **options):
         session.close()
     code = summarize(outcomes, options["strict"], options["quiet"])
     sys.exit(1 if any(o.period.kind == "window" and not o.ok for o in outcomes) else code)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"wikitop: {message}", err=True)
+    sys.exit(1)
+
+
+def period_to_show(text: str, day: bool):
+    """HOUR, the UTC day of HOUR with ``day``, or START..END for a window."""
+    from wikitop.publish import Period
+
+    start_text, dots, end_text = text.partition("..")
+    try:
+        start = parse_hour(start_text)
+        end = parse_hour(end_text) if dots else None
+    except HourError as error:
+        raise click.BadParameter(str(error), param_hint="PERIOD") from None
+    if end is not None:
+        if day:
+            raise click.UsageError("--day shows one day; give an HOUR of it, not START..END")
+        return Period.window(start, end)
+    return Period.day(start.replace(hour=0)) if day else Period.hour(start)
+
+
+def print_table(columns: list[str], rows: list[list], title: str, right_aligned: set[str] = frozenset()) -> None:
+    """A rich table on a terminal; otherwise tab-separated lines with a header, the title on stderr."""
+    if not sys.stdout.isatty():
+        click.echo(title, err=True)
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join("" if value is None else str(value) for value in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right_aligned else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    Console().print(table)
+
+
+@main.command(short_help="Print a published result as a table.", help="""Print a published result as a table:
+the hour PERIOD (e.g. 2020-01-22T02), with --day the UTC day of that hour, or
+START..END for a window.
+
+Reads the _SUCCESS marker and the data file it names from --out (a directory or an
+fsspec URL such as s3://bucket/prefix). Without --format, the first published of csv,
+parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.""")
+@click.argument("period_text", metavar="PERIOD")
+@click.option("--day", is_flag=True, help="Show the UTC day that PERIOD's hour falls in.")
+@click.option("--domain", "domains", multiple=True, metavar="CODE",
+              help="Only this domain code, e.g. en or de.m (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows per domain code.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="The published format to read. [default: the first published of csv, parquet, jsonl]")
+@out_options
+@with_errors_as_exit_codes
+def show(period_text, day, domains, limit, fmt, **options):
+    from collections import Counter
+
+    from wikitop.publish import ResultStore
+
+    period = period_to_show(period_text, day)
+    store = ResultStore(options["out"], storage_options(options))
+    formats = [fmt] if fmt else list(FORMATS)
+    for candidate in formats:
+        found = store.read_result(period, candidate)
+        if found is not None:
+            fmt = candidate
+            break
+    else:
+        fail(f"nothing published for {period.kind} {period.label} under {store.location} "
+             f"(looked for format {', '.join(formats)})")
+    marker, table = found
+    shown, per_domain = [], Counter()
+    for row in zip(*(table.column(name).to_pylist() for name in table.column_names)):
+        domain = row[0]
+        if (domains and domain not in domains) or (limit and per_domain[domain] >= limit):
+            continue
+        per_domain[domain] += 1
+        shown.append(list(row))
+    if not shown:
+        fail(f"{period.label} ({fmt}, {table.num_rows} rows) has no rows for domain code {', '.join(domains)}")
+    params = marker.get("params", {})
+    title = (f"{period.kind} {period.label} · {fmt} · top {params.get('top', '?')} ({params.get('ties', '?')} "
+             f"ties) · {len(shown)} of {table.num_rows} rows · published {marker.get('published_at', '?')}")
+    print_table(table.column_names, shown, title, right_aligned={"views", "rank"})
+
+
+def listing_entry(store, folder: str, marker: dict) -> dict:
+    """What ``wikitop ls`` tells about one published result."""
+    from wikitop.publish import Period
+
+    params = marker.get("params") or {}
+    try:
+        period = Period.from_metadata(marker["period"])
+        kind, label, start = period.kind, period.label, format_hour(period.start)
+    except (KeyError, TypeError, ValueError):
+        kind, label, start = "?", folder.rpartition("format=")[2], ""
+    hours = marker.get("hours") or {}
+    included = hours.get("included")
+    return {
+        "kind": kind,
+        "period": label,
+        "format": marker.get("format"),
+        "top": params.get("top"),
+        "ties": params.get("ties"),
+        "rows": marker.get("rows"),
+        "hours": f"{included}/{included + len(hours.get('missing', []))}" if included is not None else None,
+        "published_at": marker.get("published_at"),
+        "location": store.display(folder),
+        "file": marker["file"],
+        "start": start,
+        "params": params,
+    }
+
+
+@main.command(name="ls", short_help="List the published results.", help="""List the results published under --out,
+read from their _SUCCESS markers.
+
+Only results with a readable marker count; data files without one (a run killed
+midway) are not listed.""")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Only results in this format.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of every result's details, for machines.")
+@out_options
+@with_errors_as_exit_codes
+def list_command(fmt, as_json, **options):
+    import json
+
+    from wikitop.publish import ResultStore
+
+    store = ResultStore(options["out"], storage_options(options))
+    kind_order = {"hour": 0, "day": 1, "window": 2}
+    entries = sorted(
+        (listing_entry(store, folder, marker) for folder, marker in store.markers()
+         if fmt is None or marker.get("format") == fmt),
+        key=lambda e: (e["start"], kind_order.get(e["kind"], 3), e["period"], e["format"] or ""),
+    )
+    if not entries:
+        fail(f"nothing published under {store.location}" + (f" in format {fmt}" if fmt else ""))
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in e.items() if k != "start"} for e in entries], indent=2,
+                              ensure_ascii=False))
+        return
+    columns = ["kind", "period", "format", "top", "ties", "rows", "hours", "published_at"]
+    title = f"{len(entries)} result{'s' if len(entries) > 1 else ''} under {store.location}"
+    print_table(columns, [[e[c] for c in columns] for e in entries], title, right_aligned={"top", "rows", "hours"})
+
+
+def _cache_dir_option(on_subcommand: bool):
+    """--cache-dir on the group (wikitop cache --cache-dir D list) or, overriding it, on a subcommand."""
+
+    def remember(ctx, param, value):
+        if value is not None or not on_subcommand:
+            ctx.ensure_object(dict)["cache_dir"] = Path(value) if value else default_cache_dir()
+
+    return click.option("--cache-dir", type=click.Path(file_okay=False), default=None, expose_value=False,
+                        envvar=None if on_subcommand else "WIKITOP_CACHE_DIR", callback=remember,
+                        help=f"The cache to look at. [env WIKITOP_CACHE_DIR; default: {default_cache_dir()}]")
+
+
+def _cache_kinds(ctx, param, value) -> tuple[str, ...]:
+    from wikitop.cache import KINDS
+
+    return KINDS if value == "all" else (value,)
+
+
+CACHE_KIND_OPTION = click.option(
+    "--kind", "kinds", type=click.Choice(["all", "dumps", "totals"]), default="all", show_default=True,
+    callback=_cache_kinds, help="dumps: downloaded hourly files (and partial downloads); totals: the hourly "
+    "page totals (Parquet) kept for days and windows.")
+
+
+def _size(ctx, param, value):
+    from wikitop.cache import parse_size
+
+    try:
+        return None if value is None else parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _describe_cache(entries) -> str:
+    from wikitop.cache import format_size
+
+    parts = []
+    for kind in ("dumps", "totals"):
+        of_kind = [e for e in entries if e.kind == kind]
+        unverified = sum(e.state != "verified" for e in of_kind) if kind == "dumps" else 0
+        note = f", {unverified} not verified" if unverified else ""
+        parts.append(f"{len(of_kind)} {kind} ({format_size(sum(e.size for e in of_kind))}{note})")
+    return ", ".join(parts)
+
+
+@main.group(short_help="List or prune the cache of dumps and hourly totals.", help="""The local cache:
+downloaded dumps (with their verification state and partial downloads) under pageviews/, and
+the hourly page totals kept for days and windows under totals/.""")
+@_cache_dir_option(on_subcommand=False)
+def cache():
+    pass
+
+
+@cache.command(name="list", help="""List cached files: kind, hour of views, size, state, modification time, path.
+
+A dump is 'verified' when its gzip trailers and length checked out at download and it has
+not changed since (same size and time); 'unverified' ones are checked again before use;
+'partial' ones are downloads to be resumed. --verify checks every dump's bytes now.""")
+@_cache_dir_option(on_subcommand=True)
+@CACHE_KIND_OPTION
+@click.option("--verify", "check_now", is_flag=True, help="Check each dump's bytes now; bad ones are deleted.")
+@click.pass_obj
+def cache_list(obj, kinds, check_now):
+    from datetime import UTC
+
+    from wikitop.cache import format_size, scan, verify
+
+    cache_dir = obj["cache_dir"]
+    entries = scan(cache_dir, kinds)
+    if check_now:
+        entries = [verify(entry) for entry in entries]
+    if not entries:
+        click.echo(f"wikitop: nothing cached in {cache_dir}", err=True)
+        return
+    rows = [[e.kind, format_hour(e.hour) if e.hour else None, format_size(e.size), e.size, e.state,
+             datetime.fromtimestamp(e.modified, UTC).strftime("%Y-%m-%d %H:%M"), e.path.relative_to(cache_dir)]
+            for e in entries]
+    print_table(["kind", "hour", "size", "bytes", "state", "modified_utc", "path"], rows,
+                f"{_describe_cache(entries)} in {cache_dir}", right_aligned={"size", "bytes"})
+
+
+@cache.command(help="""Delete cached files: first those modified more than --older-than ago, then the oldest
+until what is left of the chosen kinds fits in --max-size.
+
+Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps --max-size 10GB --dry-run""")
+@_cache_dir_option(on_subcommand=True)
+@click.option("--older-than", type=Duration(), default=None, metavar="DURATION",
+              help="Delete files modified longer ago than this, e.g. 30d or 12h.")
+@click.option("--max-size", default=None, metavar="SIZE", callback=_size,
+              help="Then delete the oldest until the rest fits, e.g. 10GB or 500MiB.")
+@CACHE_KIND_OPTION
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.pass_obj
+def prune(obj, older_than, max_size, kinds, dry_run):
+    from wikitop.cache import format_size, remove, scan, select_for_pruning
+
+    if older_than is None and max_size is None:
+        raise click.UsageError("say what to prune: --older-than DURATION and/or --max-size SIZE")
+    cache_dir = obj["cache_dir"]
+    entries = scan(cache_dir, kinds)
+    doomed = select_for_pruning(entries, older_than, max_size)
+    verb = "would delete" if dry_run else "deleted"
+    for entry in doomed:
+        if not dry_run:
+            remove(entry)
+        hour = format_hour(entry.hour) if entry.hour else "-"
+        click.echo(f"{verb}\t{entry.kind}\t{hour}\t{format_size(entry.size)}\t{entry.path.relative_to(cache_dir)}")
+    kept = [e for e in entries if e not in doomed]
+    click.echo(f"{verb} {len(doomed)} files ({format_size(sum(e.size for e in doomed))}); "
+               f"{'would keep' if dry_run else 'kept'} {_describe_cache(kept)} in {cache_dir}", err=True)
 
 
 if __name__ == "__main__":

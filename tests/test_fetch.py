@@ -1,0 +1,262 @@
+"""Unit tests of the fetching parts: gzip checks, Retry-After, backoff, Content-Range, sources, cache records."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from wikitop.cache import CacheEntry, parse_size, scan, select_for_pruning
+from wikitop.fetch import (
+    CorruptFile,
+    DumpStore,
+    Fetcher,
+    GzipChecker,
+    HostLimiter,
+    RetryPolicy,
+    check_cached,
+    check_content_range,
+    parse_retry_after,
+    read_record,
+    record_is_current,
+    sidecar_path,
+    source_kind,
+    verify_gzip,
+    write_record,
+)
+
+HOUR = datetime(2020, 1, 22, 2, tzinfo=UTC)
+
+
+def check(data: bytes, chunk: int = 7) -> GzipChecker:
+    checker = GzipChecker()
+    for start in range(0, len(data), chunk):
+        checker.feed(data[start : start + chunk])
+    checker.finish("test.gz")
+    return checker
+
+
+def test_gzip_checker_counts_lines_across_members_and_chunks():
+    data = gzip.compress(b"a 1\nb 2\n") + gzip.compress(b"c 3\n") + gzip.compress(b"") + gzip.compress(b"d 4")
+    assert check(data).lines == 4
+    assert check(data, chunk=len(data)).lines == 4
+
+
+@pytest.mark.parametrize("cut", [1, 10, -9, -1])
+def test_gzip_checker_finds_truncation(cut):
+    data = gzip.compress(b"line\n" * 1000)
+    with pytest.raises(CorruptFile, match="truncated"):
+        check(data[:cut])
+
+
+def test_gzip_checker_finds_a_truncated_second_member():
+    data = gzip.compress(b"a\n") + gzip.compress(b"b\n" * 100)
+    with pytest.raises(CorruptFile, match="truncated"):
+        check(data[:-3])
+
+
+@pytest.mark.parametrize("offset", [-8, -5, -2, 20])
+def test_gzip_checker_finds_corrupt_crc_length_or_data(offset):
+    data = bytearray(gzip.compress(bytes(range(256)) * 100))
+    data[offset] ^= 0x55
+    with pytest.raises(CorruptFile, match="corrupt"):
+        check(bytes(data))
+
+
+def test_gzip_checker_refuses_empty_and_trailing_garbage():
+    with pytest.raises(CorruptFile, match="empty"):
+        check(b"")
+    with pytest.raises(CorruptFile):
+        check(gzip.compress(b"a\n") + b"garbage!")
+
+
+def test_verify_gzip_returns_size_lines_and_digest(tmp_path):
+    data = gzip.compress(b"en A 1 0\nen B 2 0\n")
+    path = tmp_path / "f.gz"
+    path.write_bytes(data)
+    summary = verify_gzip(path)
+    assert (summary.size, summary.lines, summary.sha256) == (len(data), 2, hashlib.sha256(data).hexdigest())
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-3") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 27 <= parse_retry_after(later) <= 30
+    earlier = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
+    assert parse_retry_after(earlier) == 0.0
+
+
+def test_backoff_doubles_within_bounds_with_jitter():
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=10.0)
+    for failures, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (12, 10)]:
+        delays = [policy.delay(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_backoff_is_never_shorter_than_retry_after():
+    policy = RetryPolicy(backoff_base=1.0, backoff_max=10.0)
+    assert all(policy.delay(1, retry_after=5) >= 5 for _ in range(50))
+    assert all(1 <= policy.delay(3, retry_after=0.5) <= 4 for _ in range(50))
+
+
+def test_poll_delays_double_up_to_the_maximum():
+    delays = RetryPolicy(poll_interval=1.0, poll_max=5.0).poll_delays()
+    ceilings = [1, 2, 4, 5, 5]
+    for ceiling in ceilings:
+        assert 0.75 * ceiling <= next(delays) <= ceiling
+
+
+@pytest.mark.parametrize(
+    "fields", [{"retries": -1}, {"stall_timeout": 0}, {"poll_interval": 0}, {"backoff_base": 5, "backoff_max": 1}]
+)
+def test_retry_policy_refuses_nonsense(fields):
+    with pytest.raises(ValueError):
+        RetryPolicy(**fields)
+
+
+def test_content_range_of_a_proper_resume():
+    assert check_content_range("bytes 100-999/1000", 100, "900") == 1000
+    assert check_content_range("bytes 100-999/*", 100, None) is None
+
+
+@pytest.mark.parametrize(
+    "value, length, problem",
+    [
+        ("bytes 0-999/1000", "1000", "does not start"),
+        ("bytes 200-999/1000", "800", "does not start"),
+        ("bytes 100-499/1000", "400", "stops before the end"),
+        ("bytes 100-999/1000", "1000", "disagrees"),
+        ("100-999/1000", None, "unreadable"),
+        (None, None, "unreadable"),
+        ("items 100-999/1000", None, "unreadable"),
+    ],
+)
+def test_content_range_that_is_not_what_was_asked(value, length, problem):
+    with pytest.raises(ValueError, match=problem):
+        check_content_range(value, 100, length)
+
+
+@pytest.mark.parametrize(
+    "source, kind",
+    [
+        ("https://dumps.wikimedia.org/other/pageviews", "http"),
+        ("http://127.0.0.1:8000/pageviews/", "http"),
+        ("/srv/mirror/pageviews", "directory"),
+        ("relative/mirror", "directory"),
+        ("file:///srv/mirror", "directory"),
+        ("C:\\mirror", "directory"),
+    ],
+)
+def test_source_kinds(source, kind):
+    assert source_kind(source) == kind
+
+
+@pytest.mark.parametrize("source", ["ftp://example.org/x", "s3://bucket/pageviews"])
+def test_unsupported_sources_are_refused_up_front(source, tmp_path):
+    with pytest.raises(ValueError, match="unsupported source"):
+        DumpStore([source], tmp_path)
+
+
+def test_store_urls_and_cache_paths(tmp_path):
+    store = DumpStore(["https://example.org/pageviews/"], tmp_path)
+    assert store.url(store.sources[0], HOUR) == "https://example.org/pageviews/2020/2020-01/pageviews-20200122-030000.gz"
+    assert store.cached_path(HOUR) == tmp_path / "pageviews/2020/2020-01/pageviews-20200122-030000.gz"
+
+
+def test_connection_limits():
+    with pytest.raises(ValueError, match="allow-more-connections"):
+        Fetcher(max_connections=4)
+    with pytest.raises(ValueError):
+        Fetcher(max_connections=0)
+    with pytest.raises(ValueError, match="User-Agent"):
+        Fetcher(user_agent=" ")
+    assert Fetcher(max_connections=8, allow_more_connections=True).max_connections == 8
+
+
+def test_fetchers_share_one_connection_pool_per_limit():
+    assert Fetcher().session is Fetcher(max_connections=1, user_agent="other/1.0 (x@example.org)").session
+    assert Fetcher(max_connections=6, allow_more_connections=True).session is not Fetcher().session
+
+
+def test_host_limiter_is_per_host():
+    limiter = HostLimiter(2)
+    assert limiter.slot("https://a.org/x") is limiter.slot("https://a.org/y")
+    assert limiter.slot("https://a.org/x") is not limiter.slot("https://b.org/x")
+
+
+def cached_dump(tmp_path: Path) -> Path:
+    path = tmp_path / "pageviews" / "2020" / "2020-01" / "pageviews-20200122-030000.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(b"en A 1 0\n" * 100))
+    return path
+
+
+def test_cache_record_round_trip_and_staleness(tmp_path):
+    dump = cached_dump(tmp_path)
+    write_record(dump, "https://example.org/x.gz", verify_gzip(dump))
+    record = read_record(dump)
+    assert record["source"] == "https://example.org/x.gz" and record["lines"] == 100
+    assert record_is_current(dump, record)
+    os.utime(dump, ns=(0, 0))
+    assert not record_is_current(dump, record)
+    sidecar_path(dump).write_text("{not json")
+    assert read_record(dump) == {}
+
+
+def test_check_cached_verifies_an_unrecorded_file_and_deletes_a_bad_one(tmp_path):
+    dump = cached_dump(tmp_path)
+    summary = check_cached(dump)
+    assert summary.lines == 100 and record_is_current(dump, read_record(dump))
+    dump.write_bytes(dump.read_bytes()[:-4])
+    assert check_cached(dump) is None
+    assert not dump.exists() and not sidecar_path(dump).exists()
+
+
+def test_parse_size():
+    assert parse_size("10GB") == 10_000_000_000
+    assert parse_size("500 MiB") == 500 * 2**20
+    assert parse_size("1.5g") == 1_500_000_000
+    assert parse_size("2048") == 2048
+    assert parse_size("0") == 0
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def entry(name: str, size: int, age_days: float, now: float) -> CacheEntry:
+    return CacheEntry("dumps", Path(name), size, now - age_days * 86400, None, "verified")
+
+
+def test_pruning_takes_the_old_then_the_oldest_until_it_fits():
+    now = time.time()
+    entries = [entry("a", 100, 40, now), entry("b", 100, 20, now), entry("c", 100, 10, now), entry("d", 100, 1, now)]
+    assert [e.path.name for e in select_for_pruning(entries, older_than=30 * 86400, now=now)] == ["a"]
+    assert [e.path.name for e in select_for_pruning(entries, max_size=250, now=now)] == ["a", "b"]
+    chosen = select_for_pruning(entries, older_than=15 * 86400, max_size=150, now=now)
+    assert [e.path.name for e in chosen] == ["a", "b", "c"]
+    assert select_for_pruning(entries, max_size=1000, now=now) == []
+
+
+def test_scan_tells_kinds_hours_and_states(tmp_path):
+    dump = cached_dump(tmp_path)
+    write_record(dump, "x", verify_gzip(dump))
+    unrecorded = dump.with_name("pageviews-20200122-040000.gz")
+    unrecorded.write_bytes(dump.read_bytes())
+    dump.with_name("pageviews-20200122-050000.gz.part").write_bytes(b"\x1f")
+    totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
+    totals.parent.mkdir(parents=True)
+    totals.write_bytes(b"PAR1")
+    found = {(e.kind, e.hour.hour, e.state) for e in scan(tmp_path)}
+    assert found == {("dumps", 2, "verified"), ("dumps", 3, "unverified"), ("dumps", 4, "partial"), ("totals", 2, "kept")}
+    assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}
