@@ -101,6 +101,7 @@ class Wikitop:
         return self._blacklist
 
     def close(self) -> None:
+        self.dumps.close()
         if self._engine is not None:
             self._engine.close()
 

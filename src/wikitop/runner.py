@@ -154,7 +154,7 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
 
 def _timed_fetch(session: Wikitop, hour: datetime) -> tuple[DumpFile, float]:
     started = time.monotonic()
-    dump = session.dumps.fetch(hour)
+    dump = session.dumps.fetch(hour, wait_seconds=session.settings.wait_seconds)
     return dump, time.monotonic() - started
 
 
