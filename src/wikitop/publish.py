@@ -6,6 +6,12 @@ named after a digest of its bytes and written first, the marker written last
 replaces the old one in a single step, and older data files are removed only
 after that. So a run that dies leaves the earlier good result readable, and
 nothing without a marker is ever taken as done.
+
+Object stores have no rename, and need none: a PUT (or a completed multipart
+upload) becomes visible whole, so there the data object is uploaded first and
+the marker PUT last. What a killed upload leaves behind (a data object without a
+marker, the parts of an unfinished multipart upload) is removed by the next
+successful publish of the same result.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import inspect
 import io
 import json
+import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import fsspec
+import fsspec.utils
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -35,6 +44,22 @@ HOUR_RULE = (
     "hour = the UTC hour of views (HH:00:00-HH:59:59); its dump file is stamped one hour later"
 )
 _EXTENSIONS = {"csv": "csv.gz", "parquet": "parquet", "jsonl": "jsonl.gz"}
+
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
+# Stores whose writes need no parent folders (and whose makedirs would touch the bucket).
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# s3fs uploads data of at least twice this size as a multipart upload, smaller data in one PUT.
+MULTIPART_PART_BYTES = 8 * 2**20
+# botocore's retries, bounded: a refused or blackholed endpoint fails within about 20 s.
+S3_CLIENT_CONFIG = {
+    "connect_timeout": 5,
+    "read_timeout": 15,
+    "retries": {"mode": "standard", "total_max_attempts": 3},
+}
+# s3fs retries some errors again on top of botocore; one attempt of its own is enough.
+S3FS_RETRIES = 1
+
+log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
@@ -127,16 +152,40 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
 
 
 class ResultStore:
-    """Results under one prefix: a local folder or an fsspec URL such as s3://bucket/path."""
+    """Results under one prefix: a local folder or an fsspec URL such as s3://bucket/path.
+
+    ``storage_options`` go to fsspec; for S3 they are laid over S3_CLIENT_CONFIG, so
+    that an unreachable endpoint fails in seconds rather than minutes.
+    """
 
     def __init__(self, out: str, storage_options: dict | None = None):
-        self.out = out
+        protocol = fsspec.utils.get_protocol(out)
+        self.is_s3 = protocol in S3_PROTOCOLS
+        options = storage_options or {}
+        if self.is_s3:
+            options = _with_defaults({"config_kwargs": S3_CLIENT_CONFIG}, options)
+        self._secrets = _secret_values(options)
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(out, **(storage_options or {}))
+            self.fs, self.root = fsspec.core.url_to_fs(out, **options)
         except ImportError as error:
-            raise PublishError(f"cannot write to {out}: {error}") from None
-        self.is_local = "file" in _protocols(self.fs)
+            hint = " (pip install 'wikitop[s3]')" if self.is_s3 else ""
+            raise PublishError(f"cannot use {_without_userinfo(out)}: {error}{hint}") from None
+        except (ValueError, TypeError) as error:
+            raise PublishError(f"cannot use {_without_userinfo(out)}: {self._describe(error)}") from None
+        if self.is_s3:
+            self.fs.retries = S3FS_RETRIES
+        protocols = _protocols(self.fs)
+        self.is_local = "file" in protocols
+        self.is_object_store = bool(OBJECT_STORE_PROTOCOLS & set(protocols))
         self.root = self.root.rstrip("/")
+        # s3fs 2026.2 and later send a HEAD before a whole-object GET (to split large reads),
+        # unless reads may not be split; the marker is small, and one GET is enough.
+        splits_reads = self.is_s3 and "max_concurrency" in inspect.signature(self.fs._cat_file).parameters
+        self._one_request = {"max_concurrency": 1} if splits_reads else {}
+
+    @property
+    def location(self) -> str:
+        return self.display(self.root)
 
     def folder(self, period: Period, fmt: str) -> str:
         return f"{self.root}/format={fmt}/{period.partition}"
@@ -145,41 +194,44 @@ class ResultStore:
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
     def read_marker(self, period: Period, fmt: str) -> dict | None:
-        """The marker's metadata, or None when the result is not published."""
+        """The marker's metadata, or None when the result is not published; one GET on S3."""
         path = f"{self.folder(period, fmt)}/{MARKER}"
         try:
-            return json.loads(self.fs.cat_file(path))
-        except FileNotFoundError:
+            return _marker_record(self.fs.cat_file(path, **self._one_request))
+        except FileNotFoundError as error:
+            if _error_code(error) == "NoSuchBucket":
+                raise PublishError(f"cannot read {self.display(path)}: {self._describe(error)}") from None
             return None
-        except ValueError:
-            return None  # an unreadable marker is no proof of a result
         except Exception as error:  # storage errors come in many types
-            raise PublishError(f"cannot read {self.display(path)}: {_describe(error)}") from None
-
-    def is_done(self, period: Period, fmt: str, params: dict) -> bool:
-        marker = self.read_marker(period, fmt)
-        return marker is not None and marker.get("params") == params
+            raise PublishError(f"cannot read {self.display(path)}: {self._describe(error)}") from None
 
     def publish(self, period: Period, fmt: str, table: pa.Table, metadata: dict) -> str:
-        """Write the data file, then the marker; returns the data file's path."""
+        """Write the data file, then the marker, then remove leftovers; returns the data file's path."""
         data = serialize(table, fmt)
         folder = self.folder(period, fmt)
         name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.{_EXTENSIONS[fmt]}"
         marker = dict(metadata, file=name, file_bytes=len(data), format=fmt, published_at=_now())
+        marker_text = _redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
+        started = datetime.now(UTC)
         try:
-            self.fs.makedirs(folder, exist_ok=True)
+            if not self.is_object_store:  # on object stores makedirs probes, or even creates, the bucket
+                self.fs.makedirs(folder, exist_ok=True)
             self._write(f"{folder}/{name}", data)
-            self._write(f"{folder}/{MARKER}", json.dumps(marker, indent=2, ensure_ascii=False).encode())
-            self._remove_stale(folder, keep=name)
-        except PublishError:
-            raise
+            self._write(f"{folder}/{MARKER}", marker_text.encode())
         except Exception as error:
-            raise PublishError(f"cannot publish to {self.display(folder)}: {_describe(error)}") from None
+            raise PublishError(f"cannot publish to {self.display(folder)}: {self._describe(error)}") from None
+        try:
+            self._remove_leftovers(folder, keep=name, started_before=started)
+        except Exception as error:  # the result is published; leftovers go on the next run
+            log.warning("published %s but could not remove leftovers: %s", self.display(folder), self._describe(error))
         return f"{folder}/{name}"
 
     def _write(self, path: str, data: bytes) -> None:
+        if self.is_s3:
+            # A PUT, or a multipart upload once completed, becomes visible whole.
+            self.fs.pipe_file(path, data, chunksize=MULTIPART_PART_BYTES)
+            return
         if not self.is_local:
-            # An object store makes a PUT (or a completed multipart upload) visible whole.
             self.fs.pipe_file(path, data)
             return
         folder, _, name = path.rpartition("/")
@@ -190,13 +242,28 @@ class ResultStore:
             os.fsync(handle.fileno())
         self.fs.mv(temporary, path)
 
-    def _remove_stale(self, folder: str, keep: str) -> None:
+    def _remove_leftovers(self, folder: str, keep: str, started_before: datetime) -> None:
+        """Data files other than the marker's, temporary files, and (S3) abandoned multipart uploads."""
+        # fsspec file systems may keep listings for the process's lifetime; others write too.
+        self.fs.invalidate_cache(folder)
         for path in self.fs.ls(folder, detail=False):
             name = path.rstrip("/").rpartition("/")[2]
             if name != keep and (name.startswith("part-") or (name.startswith(".") and name.endswith(".tmp"))):
                 self.fs.rm_file(path)
+        if self.is_s3:
+            self._abort_multipart_uploads(folder, started_before)
+
+    def _abort_multipart_uploads(self, folder: str, started_before: datetime) -> None:
+        """Parts of uploads killed midway are invisible but kept (and billed) until aborted."""
+        bucket, prefix, _ = self.fs.split_path(folder)
+        listing = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=f"{prefix}/")
+        for upload in listing.get("Uploads", []):
+            if upload["Initiated"] < started_before:
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                log.info("aborted an unfinished upload of %s", self.fs.unstrip_protocol(f"{bucket}/{upload['Key']}"))
 
     def read_result(self, period: Period, fmt: str) -> tuple[dict, pa.Table] | None:
+        """The marker and the table it names, or None when the result is not published."""
         marker = self.read_marker(period, fmt)
         if marker is None:
             return None
@@ -204,21 +271,51 @@ class ResultStore:
         try:
             return marker, deserialize(self.fs.cat_file(path), fmt)
         except Exception as error:
-            raise PublishError(f"cannot read {self.display(path)}: {_describe(error)}") from None
+            raise PublishError(f"cannot read {self.display(path)}: {self._describe(error)}") from None
 
-    def markers(self) -> Iterator[tuple[str, dict]]:
-        """Every published result under the prefix, as (folder, marker metadata)."""
+    def markers(self) -> list[tuple[str, dict]]:
+        """Every published result under the prefix, as (folder, marker metadata), sorted by folder."""
+        pattern = f"{self.root}/format=*/**/{MARKER}"
         try:
-            paths = sorted(self.fs.glob(f"{self.root}/format=*/**/{MARKER}"))
-        except FileNotFoundError:
-            return
+            self.fs.invalidate_cache(self.root)
+            paths = sorted(self.fs.glob(pattern))
+            contents = self.fs.cat(paths, on_error="return", **self._one_request) if paths else {}
         except Exception as error:
-            raise PublishError(f"cannot list {self.out}: {_describe(error)}") from None
+            raise PublishError(f"cannot list {self.location}: {self._describe(error)}") from None
+        found = []
         for path in paths:
-            try:
-                yield path.rpartition("/")[0], json.loads(self.fs.cat_file(path))
-            except (FileNotFoundError, ValueError):
-                continue
+            content = contents.get(path)
+            if isinstance(content, FileNotFoundError):
+                continue  # removed since the listing
+            if isinstance(content, Exception):
+                raise PublishError(f"cannot read {self.display(path)}: {self._describe(content)}")
+            record = _marker_record(content)
+            if record is not None:
+                found.append((path.rpartition("/")[0], record))
+        return found
+
+    def _describe(self, error: BaseException) -> str:
+        return describe_storage_error(error, self._secrets)
+
+
+def _marker_record(content: bytes) -> dict | None:
+    """A marker's metadata; None for anything unreadable, which is no proof of a result."""
+    try:
+        record = json.loads(content)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("file"), str) else None
+
+
+def _with_defaults(defaults: dict, options: dict) -> dict:
+    """``options`` over ``defaults``; an option that is a dict is merged one level deep."""
+    merged = dict(defaults)
+    for key, value in options.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def _protocols(fs) -> tuple[str, ...]:
@@ -230,10 +327,72 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_SECRET_PATTERN = re.compile(r"(?i)(secret|signature|credential|token)[^\s,;]*")
+_SECRET_NAME = re.compile(r"(?i)secret|token|password|passwd|account_key|connection_string|credential")
+_SIGNED_URL_PARAMETER = re.compile(
+    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig)=[^&\s\"']+"
+)
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_CREDENTIAL_ERROR_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed", "InvalidClientTokenId", "UnrecognizedClientException",
+})
+_ACCESS_ERROR_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
 
 
-def _describe(error: Exception) -> str:
-    """A one-line error message with anything that looks like a credential cut out."""
+def _secret_values(options: dict) -> list[str]:
+    """Values that must never be shown: secrets in the options and in the environment."""
+    values = [value for name, value in os.environ.items() if _SECRET_NAME.search(name)]
+    pending = [options]
+    while pending:
+        for name, value in pending.pop().items():
+            if isinstance(value, dict):
+                pending.append(value)
+            elif isinstance(value, str) and _SECRET_NAME.search(str(name)):
+                values.append(value)
+    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+
+
+def _without_userinfo(url: str) -> str:
+    return _USERINFO.sub("***@", url)
+
+
+def _error_code(error: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError, also when s3fs translated it into an OSError."""
+    for candidate in (error, error.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict):
+            return response.get("Error", {}).get("Code")
+    return None
+
+
+def describe_storage_error(error: BaseException, secrets: Sequence[str] = ()) -> str:
+    """One line saying what went wrong with the storage, with no secret in it."""
+    code = _error_code(error)
+    kinds = {cls.__name__ for cls in type(error).__mro__}
     message = " ".join(str(error).split()) or type(error).__name__
-    return _SECRET_PATTERN.sub(r"\1=<hidden>", message)[:300]
+    if code in _CREDENTIAL_ERROR_CODES:
+        text = (f"the storage rejected the credentials ({code}); check AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the key and secret storage options")
+    elif code in _ACCESS_ERROR_CODES or isinstance(error, PermissionError):
+        text = f"access denied ({code or message}): the credentials may not use this bucket or prefix"
+    elif code == "NoSuchBucket":
+        text = "the bucket does not exist"
+    elif kinds & {"NoCredentialsError", "PartialCredentialsError"}:
+        text = (f"no usable credentials ({message}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "or AWS_PROFILE")
+    elif kinds & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ProxyConnectionError"}:
+        text = f"cannot reach the storage endpoint; check --s3-endpoint-url or AWS_ENDPOINT_URL ({message})"
+    elif "ReadTimeoutError" in kinds:
+        text = f"the storage endpoint did not answer in time ({message})"
+    elif code:
+        text = f"{code}: {message}"
+    else:
+        text = message if isinstance(error, OSError) else f"{type(error).__name__}: {message}"
+    return _redact(text, secrets)[:400]
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` without the given secrets, URL passwords and request signatures."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _USERINFO.sub("***@", _SIGNED_URL_PARAMETER.sub(r"\1=***", text))
