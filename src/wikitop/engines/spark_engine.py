@@ -1,0 +1,285 @@
+"""The scale-out engine: the shared SQL on Apache Spark, in local mode or on a cluster.
+
+``pip install 'wikitop[spark]'`` and a Java 17+ runtime. Spark properties come from
+``--spark-conf`` and SPARK_PROPERTIES; ``spark.master`` (default ``local[*]``) picks
+where it runs, so the same command works on one machine, Kubernetes, YARN or a
+standalone cluster. Paths given to the engine are local paths: on a cluster they must
+be on storage every executor mounts at the same place.
+
+Lines are read and judged as the DuckDB engine's reader does: ``\\n``, ``\\r\\n`` and a
+lone ``\\r`` end a line (Hadoop's text reader, as Arrow's CSV reader); invalid UTF-8 is
+found on the raw bytes (Spark's text reader does not replace them). A gzip file cannot be
+split, so one task reads an hour, and its lines are then spread over the cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+
+import wikitop
+from wikitop.blacklist import Blacklist, canonical_title
+from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, blacklist_table
+from wikitop.sql import render
+
+try:
+    from pyspark import cloudpickle
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.functions import arrow_udf
+except ImportError:
+    raise RuntimeError("the spark engine needs PySpark 4.1 or later: pip install 'wikitop[spark]'") from None
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[*]"
+BLACKLIST_SLICE_ROWS = 5_000
+
+# Settings the shared SQL's meaning depends on; they override the user's.
+SQL_SEMANTICS = {
+    # The SQL's string literals are raw ('\"' is a backslash and a quote), as in DuckDB.
+    "spark.sql.parser.escapedStringLiterals": "true",
+    # Overflow and bad casts are errors, as in DuckDB (TRY_CAST is used where NULL is wanted).
+    "spark.sql.ansi.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+}
+DEFAULTS = {
+    "spark.app.name": "wikitop",
+    "spark.ui.showConsoleProgress": "false",
+    # Lets adaptive execution size the partitions of cached relations too; otherwise each
+    # cached aggregate keeps spark.sql.shuffle.partitions (200) partitions, mostly tiny.
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
+}
+# A one-off local run needs no web UI (nor its port); spark.ui.enabled=true brings it back.
+LOCAL_DEFAULTS = {"spark.ui.enabled": "false"}
+
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark: %p %c{1}: %m%n%ex
+logger.native_hadoop.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native_hadoop.level = error
+# The shared SQL needs spark.sql.parser.escapedStringLiterals, which warns on every query.
+logger.sql_conf.name = org.apache.spark.sql.internal.SQLConf
+logger.sql_conf.level = error
+"""
+
+# Each line of the dump as the fields of the shared SQL's raw_lines contract, plus what
+# the reader side rejects (counted here, as the DuckDB engine's dump reader does).
+# An empty line is four empty fields, as in Arrow's CSV reader, so that it becomes the
+# NULL domain code below; that also makes a line of three spaces an empty line there.
+_PARSED_LINES = """
+SELECT
+    CASE
+        WHEN NOT is_valid_utf8(value) THEN 'invalid_utf8'
+        WHEN size(fields) <> 4 AND startswith(value, ' ') THEN 'empty_domain_code'
+        WHEN size(fields) <> 4 THEN 'wrong_field_count'
+    END AS parse_problem,
+    fields
+FROM (
+    SELECT value, CASE WHEN value = '' THEN array('', '', '', '') ELSE split(value, ' ', -1) END AS fields
+    FROM dump_lines
+) AS split_lines
+"""
+_RAW_LINES = """
+SELECT
+    CASE WHEN get(fields, 0) = '' AND get(fields, 1) = '' AND get(fields, 2) = '' THEN NULL
+         ELSE get(fields, 0) END AS domain_code,
+    get(fields, 1) AS page_title,
+    get(fields, 2) AS views_text
+FROM parsed_lines
+WHERE parse_problem IS NULL
+"""
+
+
+class SparkEngine:
+    """One Spark session per engine, started on first use; calls must not overlap
+    (the relations are temporary views of that session)."""
+
+    name = "spark"
+
+    def __init__(self, spark_conf: dict[str, str]):
+        self.spark_conf = dict(spark_conf)
+        self._spark = None
+        self._blacklist_sha256: str | None = None
+        self._blacklist_frame = None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            self._spark = _start_session(self.spark_conf)
+        return self._spark
+
+    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, line_count=None):
+        # line_count is not needed: Spark's text reader keeps empty lines.
+        dump_path = Path(dump_path)
+        spark = self.spark
+        dump_lines = spark.read.text(_spark_path(dump_path))
+        # A gzip file is read by a single task; spread its lines before any work on them.
+        dump_lines.repartition(spark.sparkContext.defaultParallelism, "value").createOrReplaceTempView("dump_lines")
+        parsed_lines = spark.sql(_PARSED_LINES).persist()
+        page_totals = None
+        try:
+            parsed_lines.createOrReplaceTempView("parsed_lines")
+            spark.sql(_RAW_LINES).createOrReplaceTempView("raw_lines")
+            spark.sql(render("clean_lines")).createOrReplaceTempView("hour_lines")
+            lines, unique_pairs = self._line_report()
+            if strict:
+                lines.check_strict(dump_path.name)
+            spark.sql(
+                "SELECT domain_code, page_title, views FROM hour_lines WHERE problem IS NULL"
+            ).createOrReplaceTempView("pageviews")
+            page_totals = spark.sql("SELECT * FROM pageviews" if unique_pairs else render("page_totals")).persist()
+            page_totals.createOrReplaceTempView("page_totals")
+            pages = page_totals.count()
+            parsed_lines.unpersist()  # page_totals is cached now
+            if totals_path is not None:
+                _write_totals(page_totals, Path(totals_path))
+            result = self._top(pages, blacklist, top, ties)
+        finally:
+            parsed_lines.unpersist()
+            if page_totals is not None:
+                page_totals.unpersist()
+        result.lines = lines
+        return result
+
+    def process_totals(self, totals_paths, blacklist, top, ties):
+        spark = self.spark
+        spark.read.parquet(*(_spark_path(Path(p)) for p in totals_paths)).select(
+            "domain_code", "page_title", "views"
+        ).createOrReplaceTempView("pageviews")
+        page_totals = spark.sql(render("page_totals")).persist()
+        try:
+            page_totals.createOrReplaceTempView("page_totals")
+            return self._top(page_totals.count(), blacklist, top, ties)
+        finally:
+            page_totals.unpersist()
+
+    def _line_report(self) -> tuple[LineReport, bool]:
+        """Lines by problem, and whether every good line is a distinct pair."""
+        report = LineReport()
+        for problem, count in self.spark.sql(
+            "SELECT parse_problem, COUNT(*) FROM parsed_lines WHERE parse_problem IS NOT NULL GROUP BY parse_problem"
+        ).collect():
+            report.bad[problem] += count
+        unique_pairs = True
+        for problem, count, distinct_pairs in self.spark.sql(render("line_stats")).collect():
+            if problem is None:
+                report.good = count
+                unique_pairs = distinct_pairs == count
+            else:
+                report.bad[problem] += count
+        return report, unique_pairs
+
+    def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+        spark = self.spark
+        self._register_blacklist(blacklist)
+        blacklisted_pages = spark.sql(render("blacklisted_pages")).persist()
+        try:
+            blacklisted_pages.createOrReplaceTempView("blacklisted_pages")
+            blacklisted = blacklisted_pages.count()
+            spark.sql(render("allowed_pages")).createOrReplaceTempView("allowed_pages")
+            table = spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
+        finally:
+            blacklisted_pages.unpersist()
+        return EngineResult(table=_as_result(table), pages=pages, blacklisted_pages=blacklisted)
+
+    def _register_blacklist(self, blacklist: Blacklist) -> None:
+        """The blacklist relation, cached while the same list is used (a range's hours).
+
+        Rows made on the driver travel inside Spark's tasks: the list goes in slices (Spark
+        warns of tasks over 1 MB), and once shuffled into the cache, tasks no longer carry it.
+        """
+        if blacklist.sha256 == self._blacklist_sha256:
+            return
+        if self._blacklist_frame is not None:
+            self._blacklist_frame.unpersist()
+        table = blacklist_table(blacklist)
+        starts = range(0, max(table.num_rows, 1), BLACKLIST_SLICE_ROWS)
+        slices = [table.slice(start, BLACKLIST_SLICE_ROWS) for start in starts]
+        frame = functools.reduce(DataFrame.union, map(self.spark.createDataFrame, slices))
+        self._blacklist_frame = frame.repartition(1).persist()
+        self._blacklist_frame.createOrReplaceTempView("blacklist")
+        self._blacklist_sha256 = blacklist.sha256
+
+    def close(self) -> None:
+        if self._spark is not None:
+            self._spark.stop()
+            self._spark = None
+            self._blacklist_sha256 = self._blacklist_frame = None
+
+
+def _start_session(spark_conf: dict[str, str]) -> SparkSession:
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise RuntimeError("the spark engine needs a Java 17+ runtime: java on the PATH or JAVA_HOME")
+    local = spark_conf.get("spark.master", DEFAULT_MASTER).startswith("local")
+    defaults = {**DEFAULTS, "spark.master": DEFAULT_MASTER, **(LOCAL_DEFAULTS if local else {})}
+    conf = {**defaults, **spark_conf, **SQL_SEMANTICS}
+    # Read by the JVM and the Python workers PySpark starts, so they go in the environment.
+    # PySpark takes the workers' Python from PYSPARK_PYTHON alone (default: python3 on the
+    # PATH); local workers need this interpreter, which has pyarrow.
+    worker_python = conf.get("spark.pyspark.python") or (sys.executable if local else None)
+    if worker_python:
+        os.environ.setdefault("PYSPARK_PYTHON", worker_python)
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # nothing outside needs to reach it
+    with tempfile.TemporaryDirectory(prefix="wikitop-spark-") as config_dir:
+        log4j_file = Path(config_dir) / "log4j2.properties"
+        log4j_file.write_text(LOG4J2_PROPERTIES)
+        # The driver JVM reads this once at start; a user's own -D options come after and win.
+        java_options = f"-Dlog4j.configurationFile={log4j_file} {conf.get('spark.driver.extraJavaOptions', '')}"
+        builder = SparkSession.builder
+        for key, value in {**conf, "spark.driver.extraJavaOptions": java_options.strip()}.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+    for key, value in SQL_SEMANTICS.items():
+        spark.conf.set(key, value)  # also when getOrCreate returned a running session
+    log.info("spark %s session on %s", spark.version, spark.sparkContext.master)
+
+    # Shipped by value, so that executors need PySpark and pyarrow but not wikitop.
+    cloudpickle.register_pickle_by_value(wikitop)
+    spark.udf.register("wikitop_canonical_title", arrow_udf(_canonical_titles, "string"))
+    return spark
+
+
+def _canonical_titles(titles: pa.Array) -> pa.Array:
+    """canonical_title over a batch of rows: Spark feeds a Python UDF every row of the join."""
+    return pa.array([canonical_title(title) for title in titles.to_pylist()], pa.string())
+
+
+def _spark_path(path: Path) -> str:
+    """A local path as Hadoop reads it: never resolved against a cluster's default filesystem."""
+    return "file://" + str(path.resolve())
+
+
+def _as_result(table: pa.Table) -> pa.Table:
+    """Spark's window ranks are 32-bit and its columns may be marked not null."""
+    return table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+
+
+def _write_totals(page_totals, path: Path) -> None:
+    """Page totals as one Parquet file, written to a temporary folder and moved into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        (
+            page_totals.repartition(1)
+            .sortWithinPartitions("domain_code", "page_title")
+            .write.option("compression", "zstd")
+            .parquet(_spark_path(temporary))
+        )
+        [part] = temporary.glob("part-*.parquet")
+        os.replace(part, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

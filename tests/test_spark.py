@@ -1,0 +1,188 @@
+"""The Spark engine gives the DuckDB engine's answers byte for byte, on the same inputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import HOUR, wikitop_env
+from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist
+from wikitop.engines import TOTALS_SCHEMA, BadInput
+from wikitop.engines.duckdb_engine import DuckDBEngine
+from wikitop.publish import serialize
+
+pytest.importorskip(
+    "pyspark", minversion="4.1", reason="the spark engine needs PySpark 4.1+ (pip install 'wikitop[spark]')"
+)
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.skipif(shutil.which("java") is None, reason="the spark engine needs a Java 17+ runtime (java)"),
+]
+
+HOUR_ARG = "2020-01-22T02"
+PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
+# Lines that readers split, decode and judge differently, among good ones.
+EDGE_CASE_LINES = b"".join(
+    [
+        b"en ok 7 0\n",
+        b"   \n",  # four empty fields: an empty line
+        b"\n",
+        b"en crlf 1 0\r\n",
+        b"en lone\rcr 1 0\n",
+        b"en nul\x00byte 1 0\n",
+        b"en latin1_\xe9 b 1 0\n",
+        b"en truncated_\xc3 1\n",
+        b" a\xe9 1 0\n",
+        b" en space_first 1 0\n",
+        b" a 1 0\n",
+        b" \n",
+        b"en  5 0\n",
+        b"en trailing_space 1 0 \n",
+        b'en "\\"Weird_Al\\"_Yankovic" 12 0\n',
+        b'en "Heroes" 3 0\n',
+        b'en "two words" 1 0\n',
+        b"en plus +1 0\nen zero_padded 01 0\nen minus_zero -0 0\nen fraction 1.0 0\nen empty_count  0\n",
+        b"en max 9223372036854775807 0\nen over_max 9223372036854775808 0\nen negative -3 0\n",
+        b"en arabic_digit \xd9\xa3 0\nen exponent 1e3 0\n",
+        b"en dup 1 0\nen dup 2 0\n",
+        # UTF-8 byte order differs from UTF-16 order here.
+        "en \u00a0nbsp 4 0\nen \U0001f600 4 0\nen \uff76 4 0\nen \ufeffbom 4 0\nen Z 4 0\nen é 4 0\n".encode(),
+        b"en a%20b 5 0\nen a_b 5 0\nen tab\there 1 0\n",
+        b"en no_final_newline 2 0",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def spark_engine():
+    from wikitop.engines.spark_engine import SparkEngine
+
+    engine = SparkEngine({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"})
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def blacklist():
+    return load_blacklist(DEFAULT_BLACKLIST)
+
+
+@pytest.fixture(scope="module")
+def edge_case_hour(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("edge-cases") / "edge.gz"
+    path.write_bytes(gzip.compress(EDGE_CASE_LINES, mtime=0))
+    return path
+
+
+@pytest.fixture(scope="module")
+def both_engines(spark_engine, tmp_path_factory):
+    """run(dump, blacklist, top, ties) -> {engine name: (result, totals path)}, each run once."""
+    duckdb_engine = DuckDBEngine()
+    totals_dir = tmp_path_factory.mktemp("totals")
+    runs = {}
+
+    def run(dump: Path, blacklist, top: int, ties: str) -> dict:
+        key = (dump, blacklist.sha256, top, ties)
+        if key not in runs:
+            runs[key] = {}
+            for engine in (duckdb_engine, spark_engine):
+                totals = totals_dir / f"{len(runs)}-{engine.name}.parquet"
+                result = engine.process_hour(dump, blacklist, top, ties, totals_path=totals)
+                runs[key][engine.name] = (result, totals)
+        return runs[key]
+
+    return run
+
+
+def assert_same_answers(duckdb_result, spark_result) -> None:
+    for fmt in ("csv", "parquet"):
+        assert serialize(spark_result.table, fmt) == serialize(duckdb_result.table, fmt), fmt
+    assert spark_result.lines == duckdb_result.lines
+    assert (spark_result.pages, spark_result.blacklisted_pages) == (
+        duckdb_result.pages,
+        duckdb_result.blacklisted_pages,
+    )
+
+
+def test_real_hour(both_engines, real_hour, blacklist):
+    runs = both_engines(real_hour, blacklist, 25, "rank")
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    assert runs["spark"][0].blacklisted_pages == 127
+    assert runs["spark"][0].lines.metadata() == {"good": 90038, "bad": {}, "bad_total": 0}
+
+
+@pytest.mark.parametrize("ties", ["rank", "dense", "row"])
+def test_generated_hour_with_bad_lines_and_blacklisted_pages(both_engines, generated_hour, blacklist, ties):
+    runs = both_engines(generated_hour, blacklist, 10, ties)
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    spark_result = runs["spark"][0]
+    assert len(spark_result.lines.bad) == 6 and spark_result.blacklisted_pages > 0
+
+
+def test_spark_era_quoted_hour(both_engines, spark_era_hour):
+    runs = both_engines(spark_era_hour, empty_blacklist(), 1000, "rank")
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    assert any('"' in title for title in runs["spark"][0].table.column("page_title").to_pylist())
+
+
+def test_lines_that_readers_disagree_on(both_engines, edge_case_hour):
+    runs = both_engines(edge_case_hour, empty_blacklist(), 50, "rank")
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    assert set(runs["spark"][0].lines.bad) == {
+        "empty_line",
+        "wrong_field_count",
+        "invalid_utf8",
+        "empty_domain_code",
+        "invalid_count",
+        "negative_count",
+    }
+
+
+def test_strict_fails_on_bad_lines(spark_engine, edge_case_hour, tmp_path):
+    totals = tmp_path / "totals.parquet"
+    with pytest.raises(BadInput, match="bad lines"):
+        spark_engine.process_hour(edge_case_hour, empty_blacklist(), 5, "rank", strict=True, totals_path=totals)
+    assert not totals.exists()
+
+
+@pytest.mark.parametrize("ties", ["rank", "row"])
+def test_window_from_hourly_totals_written_by_either_engine(
+    both_engines, spark_engine, real_hour, generated_hour, spark_era_hour, blacklist, ties
+):
+    hours = [
+        both_engines(real_hour, blacklist, 25, "rank"),
+        both_engines(generated_hour, blacklist, 10, "rank"),
+        both_engines(spark_era_hour, empty_blacklist(), 1000, "rank"),
+    ]
+    duckdb_totals = [runs["duckdb"][1] for runs in hours]
+    spark_totals = [runs["spark"][1] for runs in hours]
+    for duckdb_file, spark_file in zip(duckdb_totals, spark_totals):
+        # The same rows; whether columns are marked NOT NULL is each writer's own.
+        assert pq.read_table(spark_file).cast(TOTALS_SCHEMA).equals(pq.read_table(duckdb_file).cast(TOTALS_SCHEMA))
+
+    expected = DuckDBEngine().process_totals(duckdb_totals, blacklist, 25, ties)
+    for totals in (duckdb_totals, spark_totals):
+        assert_same_answers(expected, spark_engine.process_totals(totals, blacklist, 25, ties))
+    assert_same_answers(expected, DuckDBEngine().process_totals(spark_totals, blacklist, 25, ties))
+
+
+def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, generated_hour, tmp_path):
+    mirror.add(HOUR, generated_hour)
+    published = {}
+    for engine, extra in (("duckdb", ()), ("spark", ("--engine", "spark", "--spark-conf", "spark.master=local[1]"))):
+        out = tmp_path / engine
+        env = wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cache"), SPARK_PROPERTIES="spark.sql.shuffle.partitions=4\n")
+        result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, *extra, env=env)
+        assert result.returncode == 0, result.stderr
+        marker = json.loads((out / PARTITION / "_SUCCESS").read_text())
+        published[engine] = marker, (out / PARTITION / marker["file"]).read_bytes()
+    (duckdb_marker, duckdb_data), (spark_marker, spark_data) = published["duckdb"], published["spark"]
+    assert spark_data == duckdb_data
+    assert spark_marker["engine"] == "spark"
+    for key in ("file", "lines", "pages", "rows", "blacklist"):
+        assert spark_marker[key] == duckdb_marker[key], key
