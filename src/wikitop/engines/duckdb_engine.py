@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
-from wikitop.engines import EngineResult, LineReport, blacklist_table
+from wikitop.engines import EngineResult, LineReport, blacklist_table, fold_line_stats
 from wikitop.engines.dump_reader import parse_dump
 from wikitop.gzipfile import read_verified
 from wikitop.sql import render
@@ -91,13 +91,7 @@ class DuckDBEngine:
     def _line_report(self, con, parse_problems: Counter) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair."""
         report = LineReport(bad=Counter(parse_problems))
-        unique_pairs = True
-        for problem, count, distinct_pairs in con.sql(render("line_stats")).fetchall():
-            if problem is None:
-                report.good = count
-                unique_pairs = distinct_pairs == count
-            else:
-                report.bad[problem] += count
+        unique_pairs = fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
         return report, unique_pairs
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_title
-from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, blacklist_table
+from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, blacklist_table, fold_line_stats
 from wikitop.sql import render
 
 try:
@@ -173,13 +173,7 @@ class SparkEngine:
             "SELECT parse_problem, COUNT(*) FROM parsed_lines WHERE parse_problem IS NOT NULL GROUP BY parse_problem"
         ).collect():
             report.bad[problem] += count
-        unique_pairs = True
-        for problem, count, distinct_pairs in self.spark.sql(render("line_stats")).collect():
-            if problem is None:
-                report.good = count
-                unique_pairs = distinct_pairs == count
-            else:
-                report.bad[problem] += count
+        unique_pairs = fold_line_stats(self.spark.sql(render("line_stats")).collect(), report)
         return report, unique_pairs
 
     def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
@@ -223,8 +217,11 @@ class SparkEngine:
 def _start_session(spark_conf: dict[str, str]) -> SparkSession:
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         raise RuntimeError("the spark engine needs a Java 17+ runtime: java on the PATH or JAVA_HOME")
-    local = spark_conf.get("spark.master", DEFAULT_MASTER).startswith("local")
-    defaults = {**DEFAULTS, "spark.master": DEFAULT_MASTER, **(LOCAL_DEFAULTS if local else {})}
+    # Under spark-submit the master it was given stands unless --spark-conf names another.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    master = spark_conf.get("spark.master") or (None if submitted else DEFAULT_MASTER)
+    local = master is not None and master.startswith("local")
+    defaults = {**DEFAULTS, **({"spark.master": master} if master else {}), **(LOCAL_DEFAULTS if local else {})}
     conf = {**defaults, **spark_conf, **SQL_SEMANTICS}
     # Read by the JVM and the Python workers PySpark starts, so they go in the environment.
     # PySpark takes the workers' Python from PYSPARK_PYTHON alone (default: python3 on the
