@@ -150,7 +150,7 @@ class Wikitop:
             keep = totals_path(self.settings.totals_dir, hour) if self.settings.keep_totals else None
             result = self.engine.process_hour(
                 dump.path, self.blacklist, self.settings.top, self.settings.ties,
-                strict=self.settings.strict, totals_path=keep, line_count=dump.lines,
+                strict=self.settings.strict, totals_path=keep,
             )
             metadata = self._metadata(period, result, [dump])
             metadata["timings_seconds"] = {

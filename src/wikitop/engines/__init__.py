@@ -81,13 +81,8 @@ class Engine(Protocol):
         ties: str,
         strict: bool = False,
         totals_path: Path | None = None,
-        line_count: int | None = None,
     ) -> EngineResult:
-        """Top pages of one hourly dump; also writes its full page totals as Parquet if asked.
-
-        line_count, the file's number of lines when known, lets an engine whose reader
-        skips empty lines count them.
-        """
+        """Top pages of one hourly dump; also writes its full page totals as Parquet if asked."""
 
     def process_totals(self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str) -> EngineResult:
         """Top pages over several hours' Parquet page totals (days and windows)."""

@@ -54,7 +54,7 @@ class DuckDBEngine:
         connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
         return connection
 
-    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, line_count=None):
+    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
         raw_fields, parse_problems = parse_dump(read_verified(dump_path))
         with self._connect() as con:

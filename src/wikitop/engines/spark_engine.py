@@ -121,8 +121,7 @@ class SparkEngine:
             self._spark = _start_session(self.spark_conf)
         return self._spark
 
-    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, line_count=None):
-        # line_count is not needed: Spark's text reader keeps empty lines.
+    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
         spark = self.spark
         dump_lines = spark.read.text(_spark_path(dump_path))
