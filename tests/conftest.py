@@ -52,6 +52,46 @@ def spark_era_hour(tmp_path_factory) -> Path:
     return path
 
 
+# Lines that readers split, decode and judge differently, among good ones.
+EDGE_CASE_LINES = b"".join(
+    [
+        b"en ok 7 0\n",
+        b"   \n",  # four empty fields, the first one empty
+        b"\n",
+        b"en crlf 1 0\r\n",
+        b"en lone\rcr 1 0\n",
+        b"\r\n",
+        b"en nul\x00byte 1 0\n",
+        b"en latin1_\xe9 b 1 0\n",
+        b"en truncated_\xc3 1\n",
+        b" a\xe9 1 0\n",
+        b" en space_first 1 0\n",
+        b" a 1 0\n",
+        b" \n",
+        b"en  5 0\n",
+        b"en trailing_space 1 0 \n",
+        b'en "\\"Weird_Al\\"_Yankovic" 12 0\n',
+        b'en "Heroes" 3 0\n',
+        b'en "two words" 1 0\n',
+        b"en plus +1 0\nen zero_padded 01 0\nen minus_zero -0 0\nen fraction 1.0 0\nen empty_count  0\n",
+        b"en max 9223372036854775807 0\nen over_max 9223372036854775808 0\nen negative -3 0\n",
+        b"en arabic_digit \xd9\xa3 0\nen exponent 1e3 0\n",
+        b"en dup 1 0\nen dup 2 0\n",
+        # UTF-8 byte order differs from UTF-16 order here.
+        "en \u00a0nbsp 4 0\nen \U0001f600 4 0\nen \uff76 4 0\nen \ufeffbom 4 0\nen Z 4 0\nen é 4 0\n".encode(),
+        b"en a%20b 5 0\nen a_b 5 0\nen tab\there 1 0\n",
+        b"en no_final_newline 2 0",
+    ]
+)
+
+
+@pytest.fixture(scope="session")
+def edge_case_hour(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("edge-cases") / "edge.gz"
+    path.write_bytes(gzip.compress(EDGE_CASE_LINES, mtime=0))
+    return path
+
+
 class Mirror:
     """A directory laid out like dumps.wikimedia.org/other/pageviews."""
 

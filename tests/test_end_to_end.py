@@ -232,6 +232,31 @@ def test_a_killed_run_keeps_the_earlier_result(tmp_path, mirror, real_hour):
     assert after == before
 
 
+def test_lines_that_readers_disagree_on_match_the_reference(cli, tmp_path, mirror, edge_case_hour):
+    mirror.add(HOUR, edge_case_hour)
+    out = tmp_path / "out"
+    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist", "--top", "50").returncode == 0
+    marker, data = published(out)
+    assert csv_rows(data) == reference.expected_csv_rows(edge_case_hour, None, top=50)
+    assert marker["lines"]["bad"] == reference.read_pageviews(edge_case_hour)[1]
+    assert ["en", "lone\rcr", "1"] in [row[:3] for row in csv_rows(data)]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"en bad\xff_utf8 2 0\n", b"en short 3\n"])
+def test_an_hour_without_good_lines_publishes_an_empty_top(cli, tmp_path, mirror, content):
+    dump = tmp_path / "nothing.gz"
+    dump.write_bytes(gzip.compress(content))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "no good lines" in result.stderr
+    marker, data = published(out)
+    assert csv_rows(data) == [reference.CSV_HEADER]
+    assert marker["lines"]["good"] == 0
+    assert marker["lines"]["bad"] == reference.read_pageviews(dump)[1]
+
+
 def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_path, mirror):
     lines = [b"en Good_1 5 0", b"", b"en short 3", b"en too many 3 0", b"en letters abc 0", b"en neg -4 0",
              b"en zero_lead 05 0", b" empty_domain 3 0", b"en bad\xff_utf8 2 0", b"en huge 99999999999999999999 0",

@@ -25,7 +25,8 @@ from wikitop.settings import storage_options_from_flags
 PERIOD = Period.hour(HOUR)
 AWKWARD_TITLES = [
     "a,b", 'say_"hi"', "back\\slash", '"Heroes"', "it's", "x%41y", "Ελληνικά", "😀_emoji", "tab\there",
-    "new\nline", "", "semi;colon", "{json}", "\\N", "null",
+    "new\nline", "", "semi;colon", "{json}", "\\N", "null", "carriage\rreturn", "crlf\r\n", "line\u2028separator",
+    "next\x85line",
 ]
 
 

@@ -152,6 +152,8 @@ class Wikitop:
                 dump.path, self.blacklist, self.settings.top, self.settings.ties,
                 strict=self.settings.strict, totals_path=keep,
             )
+            if result.lines is not None and result.lines.good == 0:
+                log.warning("%s has no good lines: its top is empty", dump.name)
             metadata = self._metadata(period, result, [dump])
             metadata["timings_seconds"] = {
                 "fetch": round(fetch_seconds, 3),

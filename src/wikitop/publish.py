@@ -126,9 +126,13 @@ def serialize(table: pa.Table, fmt: str) -> bytes:
     text = io.StringIO()
     rows = zip(*(table.column(name).to_pylist() for name in RESULT_SCHEMA.names))
     if fmt == "csv":
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(RESULT_SCHEMA.names)
-        writer.writerows(rows)
+        # Minimal quoting leaves a lone '\r' bare (it quotes the line terminator, '\n'),
+        # and readers end lines there too: rows holding one are quoted in full.
+        plain = csv.writer(text, lineterminator="\n")
+        quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        plain.writerow(RESULT_SCHEMA.names)
+        for row in rows:
+            (quoted if "\r" in row[0] or "\r" in row[1] else plain).writerow(row)
     elif fmt == "jsonl":
         for row in rows:
             text.write(json.dumps(dict(zip(RESULT_SCHEMA.names, row)), ensure_ascii=False) + "\n")
@@ -146,7 +150,7 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
         next(reader)
         records = [(d, t, int(v), int(r)) for d, t, v, r in reader]
     else:
-        records = [tuple(json.loads(line).values()) for line in text.splitlines()]
+        records = [tuple(json.loads(line).values()) for line in text.split("\n") if line]
     columns = list(zip(*records)) or [[] for _ in RESULT_SCHEMA.names]
     return pa.table(dict(zip(RESULT_SCHEMA.names, map(list, columns))), schema=RESULT_SCHEMA)
 

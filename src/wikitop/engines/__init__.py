@@ -50,16 +50,13 @@ class LineReport:
             raise BadInput(f"{name} has bad lines ({kinds}) and --strict is set")
 
 
-def fold_line_stats(rows, report: LineReport) -> bool:
-    """Add line_stats.sql's rows to report; True when every good line is a distinct pair."""
-    unique_pairs = True
-    for problem, count, distinct_pairs in rows:
+def fold_line_stats(rows, report: LineReport) -> None:
+    """Add line_stats.sql's rows (problem, lines) to report."""
+    for problem, count in rows:
         if problem is None:
             report.good = count
-            unique_pairs = distinct_pairs == count
         else:
             report.bad[problem] += count
-    return unique_pairs
 
 
 @dataclass

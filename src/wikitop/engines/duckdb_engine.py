@@ -11,20 +11,8 @@ import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
 from wikitop.engines import EngineResult, LineReport, blacklist_table, fold_line_stats
-from wikitop.engines.dump_reader import parse_dump
-from wikitop.gzipfile import read_verified
+from wikitop.engines.dump_reader import read_dump
 from wikitop.sql import render
-
-# An empty line parses as three empty fields; clean_lines.sql wants a NULL domain code there.
-_RAW_LINES = """
-CREATE TEMP VIEW raw_lines AS
-SELECT
-    CASE WHEN domain_code = '' AND page_title = '' AND views_text = '' THEN NULL
-         ELSE domain_code END AS domain_code,
-    page_title,
-    views_text
-FROM raw_fields
-"""
 
 
 def _canonical_titles(titles: pa.Array) -> pa.Array:
@@ -56,10 +44,9 @@ class DuckDBEngine:
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
-        raw_fields, parse_problems = parse_dump(read_verified(dump_path))
+        raw_lines, parse_problems = read_dump(dump_path)
         with self._connect() as con:
-            con.register("raw_fields", raw_fields)
-            con.execute(_RAW_LINES)
+            con.register("raw_lines", raw_lines)
             con.execute("CREATE TEMP VIEW clean_lines AS " + render("clean_lines"))
             con.execute("CREATE TEMP TABLE hour_lines AS SELECT * FROM clean_lines")
             lines, unique_pairs = self._line_report(con, parse_problems)
@@ -91,11 +78,15 @@ class DuckDBEngine:
     def _line_report(self, con, parse_problems: Counter) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair."""
         report = LineReport(bad=Counter(parse_problems))
-        unique_pairs = fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
-        return report, unique_pairs
+        fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
+        # Sorting the hashes in NumPy takes a fraction of a hash aggregate over millions of keys.
+        hashes = con.sql(render("pair_hashes")).fetchnumpy()["pair_hash"]
+        hashes.sort()
+        return report, not (hashes[1:] == hashes[:-1]).any()
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
         con.register("blacklist", blacklist_table(blacklist))
+        con.execute("CREATE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
         con.execute("CREATE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
         con.execute("CREATE TEMP VIEW allowed_pages AS " + render("allowed_pages"))
         [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()

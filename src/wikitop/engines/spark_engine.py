@@ -77,25 +77,25 @@ logger.sql_conf.level = error
 
 # Each line of the dump as the fields of the shared SQL's raw_lines contract, plus what
 # the reader side rejects (counted here, as the DuckDB engine's dump reader does).
-# An empty line is four empty fields, as in Arrow's CSV reader, so that it becomes the
-# NULL domain code below; that also makes a line of three spaces an empty line there.
+# An empty line becomes the NULL domain code of the raw_lines contract.
 _PARSED_LINES = """
 SELECT
     CASE
         WHEN NOT is_valid_utf8(value) THEN 'invalid_utf8'
+        WHEN value = '' THEN NULL
         WHEN size(fields) <> 4 AND startswith(value, ' ') THEN 'empty_domain_code'
         WHEN size(fields) <> 4 THEN 'wrong_field_count'
     END AS parse_problem,
+    value = '' AS empty_line,
     fields
 FROM (
-    SELECT value, CASE WHEN value = '' THEN array('', '', '', '') ELSE split(value, ' ', -1) END AS fields
+    SELECT value, split(value, ' ', -1) AS fields
     FROM dump_lines
 ) AS split_lines
 """
 _RAW_LINES = """
 SELECT
-    CASE WHEN get(fields, 0) = '' AND get(fields, 1) = '' AND get(fields, 2) = '' THEN NULL
-         ELSE get(fields, 0) END AS domain_code,
+    CASE WHEN empty_line THEN NULL ELSE get(fields, 0) END AS domain_code,
     get(fields, 1) AS page_title,
     get(fields, 2) AS views_text
 FROM parsed_lines
@@ -124,7 +124,8 @@ class SparkEngine:
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
         spark = self.spark
-        dump_lines = spark.read.text(_spark_path(dump_path))
+        # Lines end at '\n' only, as the format says; by default Spark also ends them at '\r'.
+        dump_lines = spark.read.text(_spark_path(dump_path), lineSep="\n")
         # A gzip file is read by a single task; spread its lines before any work on them.
         dump_lines.repartition(spark.sparkContext.defaultParallelism, "value").createOrReplaceTempView("dump_lines")
         parsed_lines = spark.sql(_PARSED_LINES).persist()
@@ -172,12 +173,16 @@ class SparkEngine:
             "SELECT parse_problem, COUNT(*) FROM parsed_lines WHERE parse_problem IS NOT NULL GROUP BY parse_problem"
         ).collect():
             report.bad[problem] += count
-        unique_pairs = fold_line_stats(self.spark.sql(render("line_stats")).collect(), report)
+        fold_line_stats(self.spark.sql(render("line_stats")).collect(), report)
+        [(unique_pairs,)] = self.spark.sql(
+            f"SELECT COUNT(*) = COUNT(DISTINCT pair_hash) FROM ({render('pair_hashes')}) AS hashes"
+        ).collect()
         return report, unique_pairs
 
     def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
         spark = self.spark
         self._register_blacklist(blacklist)
+        spark.sql(render("retitled_pages")).createOrReplaceTempView("retitled_pages")
         blacklisted_pages = spark.sql(render("blacklisted_pages")).persist()
         try:
             blacklisted_pages.createOrReplaceTempView("blacklisted_pages")

@@ -1,16 +1,24 @@
--- The pages of page_totals that are on the blacklist (at most one row per entry).
+-- The pages of page_totals that are on the blacklist (at most one row per page).
 --
 -- Input  page_totals(domain_code, page_title, views), one row per page;
---        blacklist(domain_code, page_title) with titles in canonical form.
+--        retitled_pages(domain_code, page_title) (retitled_pages.sql);
+--        blacklist(domain_code, page_title), distinct pairs, titles in canonical form.
 --
+-- Titles are matched as written, and those of retitled_pages also in canonical form:
 -- wikitop_canonical_title() is registered by each engine (percent-decoding until the
--- title no longer changes); only titles with '%' or ' ' can change, so only they pay.
+-- title no longer changes).
 SELECT t.domain_code, t.page_title
 FROM page_totals AS t
 JOIN blacklist AS b
   ON b.domain_code = t.domain_code
- AND b.page_title = CASE
-         WHEN instr(t.page_title, '%') > 0 OR instr(t.page_title, ' ') > 0
-         THEN wikitop_canonical_title(t.page_title)
-         ELSE t.page_title
-     END
+ AND b.page_title = t.page_title
+UNION ALL
+SELECT c.domain_code, c.page_title
+FROM (
+    SELECT domain_code, page_title, wikitop_canonical_title(page_title) AS canonical_title
+    FROM retitled_pages
+) AS c
+JOIN blacklist AS b
+  ON b.domain_code = c.domain_code
+ AND b.page_title = c.canonical_title
+WHERE c.canonical_title <> c.page_title
