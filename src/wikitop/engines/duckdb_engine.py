@@ -88,7 +88,6 @@ class DuckDBEngine:
         con.register("blacklist", blacklist_table(blacklist))
         con.execute("CREATE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
         con.execute("CREATE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
-        con.execute("CREATE TEMP VIEW allowed_pages AS " + render("allowed_pages"))
         [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
         [(blacklisted,)] = con.sql("SELECT count(*) FROM blacklisted_pages").fetchall()
         table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()

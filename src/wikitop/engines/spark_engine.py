@@ -187,7 +187,6 @@ class SparkEngine:
         try:
             blacklisted_pages.createOrReplaceTempView("blacklisted_pages")
             blacklisted = blacklisted_pages.count()
-            spark.sql(render("allowed_pages")).createOrReplaceTempView("allowed_pages")
             table = spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
         finally:
             blacklisted_pages.unpersist()

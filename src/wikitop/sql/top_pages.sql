@@ -1,6 +1,7 @@
--- The most viewed pages of each domain code.
+-- The most viewed pages of each domain code, blacklisted pages left out.
 --
--- Input  allowed_pages(domain_code, page_title, views), one row per page (allowed_pages.sql).
+-- Input  page_totals(domain_code, page_title, views), one row per page;
+--        blacklisted_pages(domain_code, page_title, views) (blacklisted_pages.sql).
 -- Params ${top}: how many places; ${ties}: 'rank' (tied pages share a place, so a
 --        domain may list more than ${top} rows), 'dense' (${top} distinct view counts)
 --        or 'row' (exactly ${top} rows, ties broken by title).
@@ -8,11 +9,22 @@
 --        title.
 --
 -- Ranking every page is the expensive part; first find, per domain, the smallest view
--- count that can still make the list, from the (far fewer) distinct view counts.
+-- count that can still make the list, from the (far fewer) distinct view counts with the
+-- blacklisted pages taken off them. Only pages above it are matched against the
+-- blacklist and ranked.
 WITH view_counts AS (
-    SELECT domain_code, views, COUNT(*) AS pages
-    FROM allowed_pages
+    SELECT domain_code, views, SUM(pages) AS pages
+    FROM (
+        SELECT domain_code, views, COUNT(*) AS pages
+        FROM page_totals
+        GROUP BY domain_code, views
+        UNION ALL
+        SELECT domain_code, views, -COUNT(*) AS pages
+        FROM blacklisted_pages
+        GROUP BY domain_code, views
+    ) AS counted
     GROUP BY domain_code, views
+    HAVING SUM(pages) > 0
 ),
 view_counts_above AS (
     SELECT
@@ -29,18 +41,26 @@ cutoff AS (
     WHERE CASE WHEN '${ties}' = 'dense' THEN counts_above ELSE pages_above END < ${top}
     GROUP BY domain_code
 ),
+candidates AS (
+    SELECT p.domain_code, p.page_title, p.views
+    FROM page_totals AS p
+    JOIN cutoff AS c
+      ON c.domain_code = p.domain_code
+     AND p.views >= c.min_views
+    LEFT JOIN blacklisted_pages AS b
+      ON b.domain_code = p.domain_code
+     AND b.page_title = p.page_title
+    WHERE b.domain_code IS NULL
+),
 ranked AS (
     SELECT
-        a.domain_code,
-        a.page_title,
-        a.views,
-        RANK() OVER (PARTITION BY a.domain_code ORDER BY a.views DESC) AS rank_with_ties,
-        DENSE_RANK() OVER (PARTITION BY a.domain_code ORDER BY a.views DESC) AS dense_rank,
-        ROW_NUMBER() OVER (PARTITION BY a.domain_code ORDER BY a.views DESC, a.page_title) AS row_number
-    FROM allowed_pages AS a
-    JOIN cutoff AS c
-      ON c.domain_code = a.domain_code
-     AND a.views >= c.min_views
+        domain_code,
+        page_title,
+        views,
+        RANK() OVER (PARTITION BY domain_code ORDER BY views DESC) AS rank_with_ties,
+        DENSE_RANK() OVER (PARTITION BY domain_code ORDER BY views DESC) AS dense_rank,
+        ROW_NUMBER() OVER (PARTITION BY domain_code ORDER BY views DESC, page_title) AS row_number
+    FROM candidates
 )
 SELECT domain_code, page_title, views, rank
 FROM (
