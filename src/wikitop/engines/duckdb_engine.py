@@ -30,6 +30,8 @@ class DuckDBEngine:
     def __init__(self, threads: int | None = None, memory_limit: str | None = None):
         self.threads = threads or os.cpu_count() or 1
         self.memory_limit = memory_limit or os.environ.get("WIKITOP_DUCKDB_MEMORY_LIMIT")
+        self._blacklist_sha256: str | None = None
+        self._blacklist: pa.Table | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         config = {"threads": self.threads, "preserve_insertion_order": False}
@@ -85,7 +87,9 @@ class DuckDBEngine:
         return report, not (hashes[1:] == hashes[:-1]).any()
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
-        con.register("blacklist", blacklist_table(blacklist))
+        if blacklist.sha256 != self._blacklist_sha256:
+            self._blacklist_sha256, self._blacklist = blacklist.sha256, blacklist_table(blacklist)
+        con.register("blacklist", self._blacklist)
         con.execute("CREATE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
         con.execute("CREATE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
         [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
@@ -98,11 +102,12 @@ class DuckDBEngine:
 
 
 def _write_totals(con, path: Path) -> None:
-    """Page totals as Parquet, written under a temporary name and renamed."""
+    """Page totals as Parquet, written under a temporary name and renamed; in no particular
+    order, since sorting them would cost more than the rest of the hour."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     con.execute(
-        f"COPY (SELECT * FROM page_totals ORDER BY domain_code, page_title) TO {_sql_string(str(temporary))}"
+        f"COPY (SELECT * FROM page_totals) TO {_sql_string(str(temporary))}"
         " (FORMAT parquet, COMPRESSION zstd)"
     )
     os.replace(temporary, path)
