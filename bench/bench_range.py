@@ -1,6 +1,7 @@
 """Benchmarks of `wikitop range` and `wikitop window` (issue: ranges, days and windows).
 
     .venv/bin/python bench/bench_range.py [--lines 1000000] [--runs 3] [--rate 4e6] [--network-hours 6]
+                                          [--parts day,network]
 
 (a) a day of 24 generated hours from dumps on local disk (`range --daily`) against
     `gzip -dc` of the same 24 files;
@@ -33,19 +34,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=4e6, help="bytes/s per connection for (c)")
     parser.add_argument("--network-hours", type=int, default=6)
+    parser.add_argument("--parts", default="day,network", help="day: (a) and (b); network: (c)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     work = WORK / f"day-{args.lines}"
     files = mirror_hours(work / "mirror", 24, args.lines)
     size = sum(f.stat().st_size for f in files)
     print(f"input: 24 hours x {args.lines:,} lines, {size / 1e6:.0f} MB gzipped")
+    if "day" in parts:
+        day_benchmark(work, files, args.runs)
+    if "network" in parts:
+        network_benchmark(work, files, args)
+
+
+def day_benchmark(work, files, runs_wanted: int) -> None:
     baseline = ["sh", "-c", "gzip -dc " + " ".join(f"'{f}'" for f in files) + " > /dev/null"]
     common = ["--source", str(work / "mirror"), "--out", str(work / "out"), "--cache-dir", str(work / "cache")]
     day = wikitop("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--force", *common)
     window = wikitop("window", "2020-01-22T00", "2020-01-22T23", "--force", *common)
 
     runs = {"gzip": [], "day": [], "window": []}
-    for run in range(args.runs):
+    for run in range(runs_wanted):
         runs["gzip"].append(measure(baseline))
         runs["day"].append(measure(day))
         runs["window"].append(measure(window))
@@ -59,6 +69,8 @@ def main() -> None:
         seconds = median(s for s, _ in runs[name])
         print(f"| {label} | {seconds:.1f} s | {seconds / gzip_median:.2f}x | {gib(max(m for _, m in runs[name]))} |")
 
+
+def network_benchmark(work, files, args) -> None:
     hours = args.network_hours
     served = sum(f.stat().st_size for f in files[:hours])
     bound = served / (3 * args.rate)
