@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class Wikitop:
         self.results = ResultStore(settings.out, settings.storage_options)
         self._engine: Engine | None = None
         self._blacklist: Blacklist | None = None
+        self._blacklist_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -90,15 +92,16 @@ class Wikitop:
 
     @property
     def blacklist(self) -> Blacklist:
-        if self._blacklist is None:
-            self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher, self.settings.cache_dir)
-            log.info(
-                "blacklist %s: %d entries, %d lines skipped",
-                self._blacklist.source,
-                len(self._blacklist.pairs),
-                sum(self._blacklist.skipped.values()),
-            )
-        return self._blacklist
+        with self._blacklist_lock:  # the range planner checks markers from several threads
+            if self._blacklist is None:
+                self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher, self.settings.cache_dir)
+                log.info(
+                    "blacklist %s: %d entries, %d lines skipped",
+                    self._blacklist.source,
+                    len(self._blacklist.pairs),
+                    sum(self._blacklist.skipped.values()),
+                )
+            return self._blacklist
 
     def close(self) -> None:
         self.dumps.close()

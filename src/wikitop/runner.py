@@ -25,6 +25,7 @@ from wikitop.publish import Period
 log = logging.getLogger(__name__)
 
 OutcomeCallback = Callable[[Outcome], None]
+MARKER_READERS = 8
 
 
 @dataclass
@@ -68,15 +69,16 @@ def plan_range(
         for day in partial_days:
             log.warning("day %s is only partly inside the range: no daily result for it", f"{day:%Y-%m-%d}")
     spans.extend(windows)
+    done = _published(session, spans + ([Period.hour(hour) for hour in plan.hours] if hourly else []))
     needed_totals: set[datetime] = set()
     for span in spans:
-        if session.is_done(span):
+        if span in done:
             plan.skipped.append(session.already_done(span))
         else:
             plan.spans.append(span)
             needed_totals.update(span.hours)
     for hour in plan.hours:
-        if hourly and not session.is_done(Period.hour(hour)):
+        if hourly and Period.hour(hour) not in done:
             plan.publish_hours.add(hour)
         elif hourly:
             plan.skipped.append(session.already_done(Period.hour(hour)))
@@ -84,6 +86,13 @@ def plan_range(
         if hour in plan.publish_hours or totals_missing:
             plan.compute_hours.append(hour)
     return plan
+
+
+def _published(session: Wikitop, periods: list[Period]) -> set[Period]:
+    """The periods already published with the same parameters: one marker read each (one
+    request on S3), several at a time, since a year of hours is 8,760 of them."""
+    with ThreadPoolExecutor(MARKER_READERS, thread_name_prefix="markers") as readers:
+        return {period for period, done in zip(periods, readers.map(session.is_done, periods)) if done}
 
 
 def run_range(

@@ -169,8 +169,8 @@ def _split_in_python(lines: list[bytes], bad: Counter) -> pa.Table:
 def _drop_invalid_utf8(data: bytes) -> tuple[bytes, int]:
     """The buffer without its lines that are not valid UTF-8, and how many there were.
 
-    Arrow validates chunks ending at a line break at SIMD speed; only a chunk that
-    fails is decoded by Python to find its bad lines.
+    Arrow validates chunks ending at a line break; only a chunk that fails is decoded
+    by Python to find its bad lines.
     """
     kept: list[bytes] = []
     dropped = 0
