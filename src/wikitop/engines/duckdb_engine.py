@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -24,19 +26,29 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# Past this, DuckDB spills to disk: a generated day of 24M distinct pages sums in 2 GB as
+# fast as without a limit (bench/bench_range.py), and longer windows spill, not grow.
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
 class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None):
         self.threads = threads or os.cpu_count() or 1
-        self.memory_limit = memory_limit or os.environ.get("WIKITOP_DUCKDB_MEMORY_LIMIT")
+        self.memory_limit = memory_limit or os.environ.get("WIKITOP_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+        # Where DuckDB spills beyond its memory limit (by default it would use the working folder).
+        self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
         self._blacklist_sha256: str | None = None
         self._blacklist: pa.Table | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        config = {"threads": self.threads, "preserve_insertion_order": False}
-        if self.memory_limit:
-            config["memory_limit"] = self.memory_limit
+        config = {
+            "threads": self.threads,
+            "preserve_insertion_order": False,
+            "memory_limit": self.memory_limit,
+            "temp_directory": str(self.spill_dir),
+        }
         connection = duckdb.connect(config=config)
         connection.create_function(
             "wikitop_canonical_title", _canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
@@ -98,7 +110,7 @@ class DuckDBEngine:
         return EngineResult(table=table, pages=pages, blacklisted_pages=blacklisted)
 
     def close(self) -> None:
-        pass
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
 
 
 def _write_totals(con, path: Path) -> None:
