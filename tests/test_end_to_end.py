@@ -181,6 +181,7 @@ def test_missing_hour_over_http(cli, tmp_path, mirror):
         (("hour", "2020-01-22T02", "--ties", "random"), "--ties"),
         (("hour", "2020-01-22T02", "--max-connections", "5"), "allow-more-connections"),
         (("hour", "2020-01-22T02", "--source", "ftp://example.org/x"), "unsupported source"),
+        (("hour", "2020-01-22T02", "--memory-limit", "lots"), "is not a size"),
     ],
 )
 def test_bad_usage_gets_one_clear_line(cli, tmp_path, args, message):
@@ -273,3 +274,21 @@ def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_
     assert marker["lines"]["good"] == 3
     assert csv_rows(data)[1:] == [["en", "big", "9223372036854775807", "1"], ["en", "Good_2", "7", "2"],
                                   ["en", "Good_1", "5", "3"]]
+
+
+def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
+    from wikitop.engines import create_engine
+
+    engine = create_engine("duckdb", memory_limit="100MB")
+    with engine._connect() as con:
+        [(limit, spill_dir)] = con.sql(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()
+        # A sort larger than the limit completes by spilling to disk.
+        [(rows,)] = con.sql(
+            "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS k FROM range(3000000) AS t(i) ORDER BY k)"
+        ).fetchall()
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 100
+    assert spill_dir == str(engine.spill_dir) and rows == 3_000_000
+    engine.close()
+    assert not engine.spill_dir.exists()

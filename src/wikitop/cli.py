@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 
 from wikitop import __version__
 from wikitop.blacklist import DEFAULT_BLACKLIST
-from wikitop.engines import ENGINES
+from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
@@ -68,6 +69,12 @@ class Duration(click.ParamType):
         if seconds < 0:
             self.fail("a duration cannot be negative", param, ctx)
         return seconds
+
+
+def _memory_limit(ctx, param, value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", value.strip(), re.IGNORECASE):
+        raise click.BadParameter(f"{value!r} is not a size such as 2GB, 500MB or 8GiB")
+    return value.strip()
 
 
 def _spark_conf(ctx, param, values):
@@ -136,6 +143,9 @@ COMMON_OPTIONS = [
                  "[env FORCE_REPROCESS]"),
     click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
                  envvar="WIKITOP_ENGINE", help="DuckDB in-process, or Spark (pip install 'wikitop[spark]')."),
+    click.option("--memory-limit", metavar="SIZE", default=DEFAULT_MEMORY_LIMIT, show_default=True,
+                 envvar="WIKITOP_DUCKDB_MEMORY_LIMIT", callback=_memory_limit,
+                 help="DuckDB's memory; past it, it spills to a temporary folder. [env WIKITOP_DUCKDB_MEMORY_LIMIT]"),
     click.option("--spark-properties", envvar="SPARK_PROPERTIES", hidden=True, is_eager=True,
                  help="key=value lines. [env SPARK_PROPERTIES]"),
     click.option("--spark-conf", multiple=True, metavar="KEY=VALUE", callback=_spark_conf,
@@ -191,6 +201,7 @@ def make_settings(options: dict, keep_totals_default: bool) -> Settings:
         force=options["force"],
         engine=options["engine"],
         spark_conf=options["spark_conf"],
+        memory_limit=options["memory_limit"],
         cache_dir=Path(options["cache_dir"]) if options["cache_dir"] else default_cache_dir(),
         keep_totals=keep_totals_default if keep_totals is None else keep_totals,
         user_agent=options["user_agent"],

@@ -87,7 +87,7 @@ class Wikitop:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = create_engine(self.settings.engine, self.settings.spark_conf)
+            self._engine = create_engine(self.settings.engine, self.settings.spark_conf, self.settings.memory_limit)
         return self._engine
 
     @property

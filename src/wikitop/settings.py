@@ -11,6 +11,7 @@ import fsspec.utils
 import platformdirs
 
 from wikitop.blacklist import DEFAULT_BLACKLIST
+from wikitop.engines import DEFAULT_MEMORY_LIMIT
 from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 
 
@@ -30,6 +31,7 @@ class Settings:
     force: bool = False
     engine: str = "duckdb"
     spark_conf: dict[str, str] = field(default_factory=dict)
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
     cache_dir: Path = field(default_factory=default_cache_dir)
     keep_totals: bool = False
     keep_raw: bool = True

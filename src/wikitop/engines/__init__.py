@@ -28,6 +28,9 @@ TOTALS_SCHEMA = pa.schema(
     [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
 )
 ENGINES = ("duckdb", "spark")
+# Past this, DuckDB spills to disk: a generated day of 24M distinct pages sums in 2 GB as
+# fast as without a limit (bench/bench_range.py), and longer windows spill, not grow.
+DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 class BadInput(RuntimeError):
@@ -95,11 +98,13 @@ def blacklist_table(blacklist: Blacklist) -> pa.Table:
     )
 
 
-def create_engine(name: str, spark_conf: dict[str, str] | None = None) -> Engine:
+def create_engine(
+    name: str, spark_conf: dict[str, str] | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> Engine:
     if name == "duckdb":
         from wikitop.engines.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine()
+        return DuckDBEngine(memory_limit=memory_limit)
     if name == "spark":
         from wikitop.engines.spark_engine import SparkEngine
 

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
-from wikitop.engines import EngineResult, LineReport, blacklist_table, fold_line_stats
+from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, blacklist_table, fold_line_stats
 from wikitop.engines.dump_reader import read_dump
 from wikitop.sql import render
 
@@ -26,17 +26,12 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-# Past this, DuckDB spills to disk: a generated day of 24M distinct pages sums in 2 GB as
-# fast as without a limit (bench/bench_range.py), and longer windows spill, not grow.
-DEFAULT_MEMORY_LIMIT = "2GB"
-
-
 class DuckDBEngine:
     name = "duckdb"
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None):
+    def __init__(self, threads: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.threads = threads or os.cpu_count() or 1
-        self.memory_limit = memory_limit or os.environ.get("WIKITOP_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+        self.memory_limit = memory_limit
         # Where DuckDB spills beyond its memory limit (by default it would use the working folder).
         self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
         self._blacklist_sha256: str | None = None
