@@ -268,7 +268,7 @@ def test_show_and_ls_read_every_format_back(s3, s3_cli, two_hours, prefix, tmp_p
         missing=partial(s3_cli, "show", "2020-01-22T05", "--out", out),
         no_bucket=partial(s3_cli, "ls", "--out", "s3://no-such-bucket/x"),
     )
-    assert all(results[fmt].returncode == 0 for fmt in FORMATS)
+    assert all(results[fmt].returncode == 0 for fmt in FORMATS), {fmt: results[fmt].stderr for fmt in FORMATS}
     assert results["csv"].stdout == results["parquet"].stdout == results["jsonl"].stdout
     assert results["csv"].stdout.splitlines()[:2] == ["domain_code\tpage_title\tviews\trank",
                                                        "ab\tИхадоу_адаҟьа\t7\t1"]

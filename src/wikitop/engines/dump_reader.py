@@ -1,9 +1,9 @@
 """Parsing a dump's text into Arrow columns, on all cores, naming what it cannot parse.
 
 The result is the ``raw_lines`` relation the shared SQL starts from: the first three
-fields of each line that splits into exactly four, as text. Lines that are empty, not
-valid UTF-8 or split into another number of fields are counted by kind here;
-everything else is judged by ``clean_lines.sql``.
+fields of each line that splits into exactly four, as text, and a row with a NULL
+domain code for each empty line. Lines not valid UTF-8 or split into another number
+of fields are counted by kind here; everything else is judged by ``clean_lines.sql``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def parse_dump(data: bytes) -> tuple[pa.Table, Counter]:
         data, invalid_lines = _drop_invalid_utf8(data)
         table, bad = _read_fields(data, check_utf8=False)
         bad["invalid_utf8"] += invalid_lines
-    table = _drop_lines_without_fields(table, data, bad)
+    table = _mark_empty_lines(table, data)
     extra = _split_in_python(lines_with_cr, bad)
     return pa.concat_tables([table.select(RAW_LINES_SCHEMA.names), extra]), +bad
 
@@ -103,22 +103,23 @@ def _split_problem(line: str) -> str:
     return "empty_domain_code" if line.startswith(" ") else "wrong_field_count"
 
 
-def _drop_lines_without_fields(table: pa.Table, data: bytes, bad: Counter) -> pa.Table:
+def _mark_empty_lines(table: pa.Table, data: bytes) -> pa.Table:
     """Arrow reads an empty line and a line of three spaces alike, as four empty fields:
-    the first is an empty line, the second a line with an empty domain code."""
+    the first is an empty line (NULL domain code in raw_lines), the second a line with
+    an empty domain code. Which row is which does not matter, only how many of each."""
     without_domain = pc.indices_nonzero(pc.equal(pc.binary_length(table["domain_code"]), 0))
     if not len(without_domain):
         return table
     fields = table.select(FIELDS[1:]).take(without_domain).to_pylist()
     all_empty = [row for row, line in zip(without_domain.to_pylist(), fields) if not any(line.values())]
-    if not all_empty:
-        return table
     empty_lines = _count_empty_lines(data, at_most=len(all_empty))
-    bad["empty_line"] += empty_lines
-    bad["empty_domain_code"] += len(all_empty) - empty_lines
-    keep = np.ones(table.num_rows, dtype=bool)
-    keep[all_empty] = False
-    return table.filter(pa.array(keep))
+    if not empty_lines:
+        return table
+    is_empty_line = np.zeros(table.num_rows, dtype=bool)
+    is_empty_line[all_empty[:empty_lines]] = True
+    # Only the short domain column is rebuilt; filtering rows would copy every title.
+    domain_codes = pc.if_else(pa.array(is_empty_line), pa.scalar(None, pa.string()), table["domain_code"])
+    return table.set_column(0, "domain_code", domain_codes)
 
 
 def _count_empty_lines(data: bytes, at_most: int) -> int:
