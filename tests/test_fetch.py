@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -17,6 +19,7 @@ from wikitop.fetch import (
     CorruptFile,
     DumpStore,
     Fetcher,
+    FetchError,
     GzipChecker,
     HostLimiter,
     RetryPolicy,
@@ -194,6 +197,32 @@ def test_host_limiter_is_per_host():
     limiter = HostLimiter(2)
     assert limiter.slot("https://a.org/x") is limiter.slot("https://a.org/y")
     assert limiter.slot("https://a.org/x") is not limiter.slot("https://b.org/x")
+
+
+def test_connection_failures_are_told_by_their_cause_not_by_urllib3_wrappers():
+    fetcher = Fetcher(policy=RetryPolicy(retries=1, backoff_base=0.01))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        refused_port = unused.getsockname()[1]
+    with socket.socket() as hanging_up:
+        hanging_up.bind(("127.0.0.1", 0))
+        hanging_up.listen()
+
+        def hang_up() -> None:
+            for _ in range(2):
+                connection, _ = hanging_up.accept()
+                connection.recv(4096)
+                connection.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        closed_port = hanging_up.getsockname()[1]
+        for port, cause in ((refused_port, "Connection refused"), (closed_port, "closed connection")):
+            url = f"http://127.0.0.1:{port}/pageviews-20200122-030000.gz"
+            with pytest.raises(FetchError) as caught:
+                fetcher.get_bytes(url)
+            message = str(caught.value)
+            assert message.startswith(f"giving up on {url} after 2 failed attempts in a row: ConnectionError")
+            assert cause in message and "Pool" not in message and "host=" not in message
 
 
 def cached_dump(tmp_path: Path) -> Path:

@@ -271,6 +271,21 @@ def _forget_sessions() -> None:
 os.register_at_fork(after_in_child=_forget_sessions)
 
 
+_CONNECTION_PREFIX = re.compile(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost cause of a requests error, without urllib3's pool and connection
+    wrapping: "Failed to resolve 'host' (...)" rather than three nested reprs."""
+    while True:
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
+        if inner is None:
+            return _CONNECTION_PREFIX.sub("", str(error))
+        error = inner
+
+
 class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
@@ -313,7 +328,7 @@ class Fetcher:
                 timeout=timeout, allow_redirects=True, stream=stream,
             )
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise _Retryable(f"{type(error).__name__} from {url}: {error}") from None
+            raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
         except requests.RequestException as error:
             raise FetchError(f"cannot request {url}: {error}") from None
 
