@@ -281,7 +281,7 @@ class S3Server:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def start(self, timeout: float = 60) -> "S3Server":
+    def start(self, timeout: float = 60) -> S3Server:
         if self._proc is not None:
             raise RuntimeError("S3Server already started")
         weed = weed_binary()
@@ -370,7 +370,7 @@ class S3Server:
                     if path.is_socket():
                         path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
