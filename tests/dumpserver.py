@@ -251,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_simple(503, b"Too many connections\n", head_only, {"Connection": "close"})
             elif not owner._user_agent_allowed(self.headers.get("User-Agent", "")):
                 self._send_simple(403, b"Blocked user agent", head_only)
+            elif head_only and not owner.head_allowed:
+                self._send_simple(405, b"Method Not Allowed\n", head_only, {"Allow": "GET"})
             else:
                 fault = owner._take_fault(path, self.command)
                 self.log.fault = fault
@@ -425,12 +427,14 @@ class DumpServer:
         max_connections: int = 3,
         rate_bytes_per_s: float | None = None,
         required_user_agent_substring: str | None = "wikitop",
+        head_allowed: bool = True,
         port: int = 0,
     ):
         self.root = Path(root).resolve()
         self.max_connections = max_connections
         self.rate_bytes_per_s = rate_bytes_per_s
         self.required_user_agent_substring = required_user_agent_substring
+        self.head_allowed = head_allowed
         self.port = port
         self.peak_connections = 0
         self.refused_connections = 0

@@ -299,6 +299,24 @@ def test_wait_polls_with_head_until_the_file_appears(cli, tmp_path, small_hour, 
     assert all(method == "HEAD" for method, _ in answers[:-1])
 
 
+def test_wait_asks_for_one_byte_where_head_is_not_allowed(cli, tmp_path, small_hour, clean_result):
+    site = Mirror(tmp_path / "late")
+    appear = threading.Timer(1.0, site.add, (HOUR, small_hour))
+    with DumpServer(site.root, head_allowed=False) as server:
+        appear.start()
+        out = tmp_path / "out"
+        result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
+                     "--wait", "30s", "--poll-interval", "0.2")
+        appear.join()
+        answers = [(r.method, r.status, r.range) for r in server.requests]
+    assert result.returncode == 0, result.stderr
+    assert published(out) == clean_result
+    polls = answers[:-1]
+    assert polls[:3] == [("HEAD", 405, None), ("GET", 404, "bytes=0-0"), ("GET", 404, "bytes=0-0")]
+    assert ("HEAD", 405, None) not in polls[1:]
+    assert polls[-1] == ("GET", 206, "bytes=0-0") and answers[-1] == ("GET", 200, None)
+
+
 def test_wait_gives_up_at_the_deadline(cli, tmp_path):
     with DumpServer(tmp_path) as server:
         out = tmp_path / "out"

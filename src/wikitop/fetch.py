@@ -318,6 +318,7 @@ class Fetcher:
         self.max_connections = max_connections
         self.policy = policy or RetryPolicy()
         self.limiter = HostLimiter(max_connections)
+        self._hosts_without_head: set[str] = set()
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
 
     def _request(self, method: str, url: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
@@ -381,15 +382,32 @@ class Fetcher:
                 time.sleep(delay)
 
     def exists(self, url: str) -> bool:
-        """A HEAD request: True if the file is there, False on 404."""
+        """A HEAD request: True if the file is there, False on 404.
+
+        A host that does not do HEAD (405, 501) is asked for the first byte instead, from
+        then on; the connection is closed without reading more, whatever the server sends.
+        """
+        host = urlsplit(url).netloc
 
         def head() -> bool:
+            if host in self._hosts_without_head:
+                return first_byte()
             with self._request("HEAD", url) as response:
-                try:
-                    self._check_status(response, url)
-                except NotPublished:
-                    return False
-                return True
+                if response.status_code in (405, 501):
+                    self._hosts_without_head.add(host)
+                    return first_byte()
+                return is_there(response)
+
+        def first_byte() -> bool:
+            with self._request("GET", url, headers={"Range": "bytes=0-0"}, stream=True) as response:
+                return is_there(response)
+
+        def is_there(response: requests.Response) -> bool:
+            try:
+                self._check_status(response, url)
+            except NotPublished:
+                return False
+            return True
 
         return self._with_retries(url, head)
 
