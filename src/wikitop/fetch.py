@@ -390,15 +390,11 @@ class Fetcher:
         host = urlsplit(url).netloc
 
         def head() -> bool:
-            if host in self._hosts_without_head:
-                return first_byte()
-            with self._request("HEAD", url) as response:
-                if response.status_code in (405, 501):
-                    self._hosts_without_head.add(host)
-                    return first_byte()
-                return is_there(response)
-
-        def first_byte() -> bool:
+            if host not in self._hosts_without_head:
+                with self._request("HEAD", url) as response:
+                    if response.status_code not in (405, 501):
+                        return is_there(response)
+                self._hosts_without_head.add(host)
             with self._request("GET", url, headers={"Range": "bytes=0-0"}, stream=True) as response:
                 return is_there(response)
 
