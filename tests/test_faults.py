@@ -301,8 +301,15 @@ def test_wait_polls_with_head_until_the_file_appears(cli, tmp_path, small_hour, 
 
 def test_wait_asks_for_one_byte_where_head_is_not_allowed(cli, tmp_path, small_hour, clean_result):
     site = Mirror(tmp_path / "late")
-    appear = threading.Timer(1.0, site.add, (HOUR, small_hour))
     with DumpServer(site.root, head_allowed=False) as server:
+
+        def add_after_two_misses() -> None:
+            deadline = time.monotonic() + 30
+            while sum(r.status == 404 for r in server.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            site.add(HOUR, small_hour)
+
+        appear = threading.Thread(target=add_after_two_misses)
         appear.start()
         out = tmp_path / "out"
         result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
