@@ -414,7 +414,7 @@ class Fetcher:
                 try:
                     return response.content
                 except requests.RequestException as error:
-                    raise _Retryable(f"download of {url} broke off: {error}") from None
+                    raise _Retryable(f"download of {url} broke off: {_root_cause(error)}") from None
 
         return self._with_retries(url, get)
 
@@ -520,7 +520,7 @@ class _Transfer:
                     # read1: whatever has arrived, so that a stall or reset loses no received byte.
                     chunk = response.raw.read1(CHUNK_SIZE, decode_content=False)
                 except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
-                    raise _Retryable(f"download of {self.url} broke off at byte {done}: {error}") from None
+                    raise _Retryable(f"download of {self.url} broke off at byte {done}: {_root_cause(error)}") from None
                 if not chunk:
                     return done
                 handle.write(chunk)
