@@ -25,6 +25,8 @@ pytestmark = [
 ]
 
 HOUR_ARG = "2020-01-22T02"
+# Short runs spend most of their CPU compiling Java at the top tier; the first tier suffices.
+QUICK_JVM = "-XX:TieredStopAtLevel=1"
 PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
 
 
@@ -32,7 +34,9 @@ PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
 def spark_engine():
     from wikitop.engines.spark_engine import SparkEngine
 
-    engine = SparkEngine({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"})
+    engine = SparkEngine(
+        {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4", "spark.driver.extraJavaOptions": QUICK_JVM}
+    )
     yield engine
     engine.close()
 
@@ -143,7 +147,10 @@ def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, generated_hour, tm
     published = {}
     for engine, extra in (("duckdb", ()), ("spark", ("--engine", "spark", "--spark-conf", "spark.master=local[1]"))):
         out = tmp_path / engine
-        env = wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cache"), SPARK_PROPERTIES="spark.sql.shuffle.partitions=4\n")
+        env = wikitop_env(
+            WIKITOP_CACHE_DIR=str(tmp_path / "cache"),
+            SPARK_PROPERTIES=f"spark.sql.shuffle.partitions=4\nspark.driver.extraJavaOptions={QUICK_JVM}\n",
+        )
         result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, *extra, env=env)
         assert result.returncode == 0, result.stderr
         marker = json.loads((out / PARTITION / "_SUCCESS").read_text())

@@ -27,7 +27,7 @@ def canonical_title(title: str) -> str:
     are not valid UTF-8 is not applied, so the function never fails.
     """
     title = title.replace(" ", "_")
-    while "%" in title:
+    while _PERCENT_ESCAPE.search(title):
         try:
             decoded = unquote_to_bytes(title).decode("utf-8").replace(" ", "_")
         except UnicodeDecodeError:

@@ -22,23 +22,17 @@ class CorruptDump(RuntimeError):
 
 def verified_pieces(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[bytes]:
     """The decompressed contents of a gzip file (plain files as they are) in pieces of
-    whole lines, about piece_size each; the last piece comes only once every trailer
-    has checked out."""
+    whole lines, about piece_size each; the iteration ends only once every trailer has
+    checked out, and raises CorruptDump otherwise."""
     path = Path(path)
     if path.suffix == ".gz" and path.stat().st_size == 0:
         raise CorruptDump(f"{path.name} is empty")
     opener = igzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as source:
-            carried = b""
             while block := source.read(piece_size):
-                cut = block.rfind(b"\n") + 1
-                if cut == 0:
-                    carried += block
-                    continue
-                yield carried + block[:cut]
-                carried = block[cut:]
+                # Completing the last line copies the block once; a block ending at a line
+                # break is not copied.
+                yield block if block.endswith(b"\n") else block + source.readline()
     except (OSError, EOFError, zlib.error) as error:
         raise CorruptDump(f"{path.name} is corrupt or truncated ({error})") from None
-    if carried:
-        yield carried

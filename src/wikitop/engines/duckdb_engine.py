@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, blacklist_table, fold_line_stats
-from wikitop.engines.dump_reader import read_dump
+from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, read_dump
 from wikitop.sql import render
 
 
@@ -53,11 +53,8 @@ class DuckDBEngine:
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
-        raw_lines, parse_problems = read_dump(dump_path)
         with self._connect() as con:
-            con.register("raw_lines", raw_lines)
-            con.execute("CREATE TEMP VIEW clean_lines AS " + render("clean_lines"))
-            con.execute("CREATE TEMP TABLE hour_lines AS SELECT * FROM clean_lines")
+            parse_problems = _read_hour_lines(con, dump_path)
             lines, unique_pairs = self._line_report(con, parse_problems)
             if strict:
                 lines.check_strict(dump_path.name)
@@ -106,6 +103,19 @@ class DuckDBEngine:
 
     def close(self) -> None:
         shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+
+def _read_hour_lines(con, dump_path: Path) -> Counter:
+    """The hour_lines table (clean_lines.sql over the dump), filled piece by piece while the
+    next pieces are parsed; returns the lines the parser rejected, by kind."""
+    parse_problems: Counter = Counter()
+    con.register("raw_lines", RAW_LINES_SCHEMA.empty_table())
+    con.execute(f"CREATE TEMP TABLE hour_lines AS {render('clean_lines')} LIMIT 0")
+    for raw_lines, piece_problems in read_dump(dump_path):
+        con.register("raw_lines", raw_lines)
+        con.execute("INSERT INTO hour_lines " + render("clean_lines"))
+        parse_problems += piece_problems
+    return parse_problems
 
 
 def _write_totals(con, path: Path) -> None:

@@ -8,57 +8,58 @@ of fields are counted by kind here; everything else is judged by ``clean_lines.s
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as csv
 
-from wikitop.gzipfile import verified_pieces
+from wikitop.gzipfile import PIECE_SIZE, verified_pieces
 
 FIELDS = ["domain_code", "page_title", "views_text", "response_size"]
-FIELDS_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS])
-RAW_LINES_SCHEMA = pa.schema(list(FIELDS_SCHEMA)[:3])
+RAW_LINES_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS[:3]])
 BLOCK_SIZE = 16 << 20
 CHECK_CHUNK = 1 << 20
 
 
-def read_dump(path: Path) -> tuple[pa.Table, Counter]:
-    """parse_dump over a dump file, decompressing each piece while the one before is parsed."""
-    tables, bad = [], Counter()
-    pieces = verified_pieces(path)
-    with ThreadPoolExecutor(1, thread_name_prefix="decompress") as decompressor:
-        upcoming = decompressor.submit(next, pieces, None)
-        while (piece := upcoming.result()) is not None:
-            upcoming = decompressor.submit(next, pieces, None)
-            table, piece_bad = parse_dump(piece)
-            tables.append(table)
-            bad += piece_bad
-    return (pa.concat_tables(tables) if tables else RAW_LINES_SCHEMA.empty_table()), bad
+def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Table, Counter]]:
+    """parse_dump of each piece of a dump file, in order. Two threads work ahead of the
+    caller: one parses the next piece while another decompresses the one after."""
+    pieces = verified_pieces(path, piece_size)
+
+    def parse(decompressing: Future) -> tuple[pa.Table, Counter] | None:
+        piece = decompressing.result()
+        return None if piece is None else parse_dump(piece)
+
+    with ThreadPoolExecutor(1, "decompress") as decompressor, ThreadPoolExecutor(1, "parse") as parser:
+        parsing = parser.submit(parse, decompressor.submit(next, pieces, None))
+        while True:
+            decompressing = decompressor.submit(next, pieces, None)
+            parsed = parsing.result()
+            if parsed is None:
+                return
+            parsing = parser.submit(parse, decompressing)
+            yield parsed
 
 
 def parse_dump(data: bytes) -> tuple[pa.Table, Counter]:
     """raw_lines(domain_code, page_title, views_text) of the lines, and bad lines by kind."""
     # Arrow's reader also ends lines at '\r'; the format ends them at '\n' only.
     data, lines_with_cr = _set_aside_lines_with(b"\r", data)
-    try:
-        # Most hours are valid UTF-8 throughout, which Arrow checks as it parses, in parallel.
-        table, bad = _read_fields(data, check_utf8=True)
-    except pa.ArrowInvalid:
-        data, invalid_lines = _drop_invalid_utf8(data)
-        table, bad = _read_fields(data, check_utf8=False)
-        bad["invalid_utf8"] += invalid_lines
-    table = _mark_empty_lines(table, data)
+    data, invalid_lines = _drop_invalid_utf8(data)
+    table, bad = _read_fields(data)
+    # Arrow skips empty lines; they are what its rows and rejected lines leave unaccounted for.
+    empty_lines = _count_lines(data) - table.num_rows - sum(bad.values())
+    bad["invalid_utf8"] += invalid_lines
     extra = _split_in_python(lines_with_cr, bad)
-    return pa.concat_tables([table.select(RAW_LINES_SCHEMA.names), extra]), +bad
+    return pa.concat_tables([table, _empty_line_rows(empty_lines), extra]), +bad
 
 
-def _read_fields(data: bytes, check_utf8: bool) -> tuple[pa.Table, Counter]:
+def _read_fields(data: bytes) -> tuple[pa.Table, Counter]:
+    """The first three fields of data's lines, which must be valid UTF-8 (not checked again)."""
     bad: Counter = Counter()
 
     def reject(row) -> str:
@@ -66,69 +67,35 @@ def _read_fields(data: bytes, check_utf8: bool) -> tuple[pa.Table, Counter]:
         return "skip"
 
     if not data:
-        return FIELDS_SCHEMA.empty_table(), bad
-    with _quiet_undecodable_rows(reject):
-        table = csv.read_csv(
-            pa.BufferReader(data),
-            read_options=csv.ReadOptions(column_names=FIELDS, block_size=BLOCK_SIZE),
-            parse_options=csv.ParseOptions(
-                delimiter=" ", quote_char=False, escape_char=False, ignore_empty_lines=False, invalid_row_handler=reject
-            ),
-            convert_options=csv.ConvertOptions(
-                column_types=dict.fromkeys(FIELDS, pa.string()), strings_can_be_null=False, check_utf8=check_utf8
-            ),
-        )
+        return RAW_LINES_SCHEMA.empty_table(), bad
+    table = csv.read_csv(
+        pa.BufferReader(data),
+        read_options=csv.ReadOptions(column_names=FIELDS, block_size=BLOCK_SIZE),
+        parse_options=csv.ParseOptions(
+            delimiter=" ", quote_char=False, escape_char=False, ignore_empty_lines=True, invalid_row_handler=reject
+        ),
+        convert_options=csv.ConvertOptions(
+            column_types=dict.fromkeys(FIELDS, pa.string()),
+            strings_can_be_null=False,
+            check_utf8=False,
+            include_columns=RAW_LINES_SCHEMA.names,
+        ),
+    )
     return table, bad
-
-
-@contextmanager
-def _quiet_undecodable_rows(reject):
-    """Arrow decodes a rejected row before calling its handler; when that row is not UTF-8,
-    it reports the error as unraisable and fails the read, which the caller then redoes
-    on the slow path. Only that report is silenced."""
-    previous = sys.unraisablehook
-
-    def hook(unraisable) -> None:
-        if not (isinstance(unraisable.exc_value, UnicodeDecodeError) and unraisable.object is reject):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        yield
-    finally:
-        sys.unraisablehook = previous
 
 
 def _split_problem(line: str) -> str:
     return "empty_domain_code" if line.startswith(" ") else "wrong_field_count"
 
 
-def _mark_empty_lines(table: pa.Table, data: bytes) -> pa.Table:
-    """Arrow reads an empty line and a line of three spaces alike, as four empty fields:
-    the first is an empty line (NULL domain code in raw_lines), the second a line with
-    an empty domain code. Which row is which does not matter, only how many of each."""
-    without_domain = pc.indices_nonzero(pc.equal(pc.binary_length(table["domain_code"]), 0))
-    if not len(without_domain):
-        return table
-    fields = table.select(FIELDS[1:]).take(without_domain).to_pylist()
-    all_empty = [row for row, line in zip(without_domain.to_pylist(), fields) if not any(line.values())]
-    empty_lines = _count_empty_lines(data, at_most=len(all_empty))
-    if not empty_lines:
-        return table
-    is_empty_line = np.zeros(table.num_rows, dtype=bool)
-    is_empty_line[all_empty[:empty_lines]] = True
-    # Only the short domain column is rebuilt; filtering rows would copy every title.
-    domain_codes = pc.if_else(pa.array(is_empty_line), pa.scalar(None, pa.string()), table["domain_code"])
-    return table.set_column(0, "domain_code", domain_codes)
+def _count_lines(data: bytes) -> int:
+    unterminated = bool(data) and not data.endswith(b"\n")
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == ord("\n"))) + unterminated
 
 
-def _count_empty_lines(data: bytes, at_most: int) -> int:
-    count = int(data.startswith(b"\n"))
-    found = data.find(b"\n\n")
-    while found != -1 and count < at_most:
-        count += 1
-        found = data.find(b"\n\n", found + 1)
-    return count
+def _empty_line_rows(count: int) -> pa.Table:
+    """raw_lines rows standing for empty lines: a NULL domain code."""
+    return pa.table([pa.nulls(count, pa.string()), [""] * count, [""] * count], schema=RAW_LINES_SCHEMA)
 
 
 def _set_aside_lines_with(mark: bytes, data: bytes) -> tuple[bytes, list[bytes]]:
@@ -170,9 +137,11 @@ def _split_in_python(lines: list[bytes], bad: Counter) -> pa.Table:
 def _drop_invalid_utf8(data: bytes) -> tuple[bytes, int]:
     """The buffer without its lines that are not valid UTF-8, and how many there were.
 
-    Arrow validates chunks ending at a line break; only a chunk that fails is decoded
-    by Python to find its bad lines.
+    Arrow validates the whole buffer, then, if it fails, chunks ending at a line break;
+    only a chunk that fails is decoded by Python to find its bad lines.
     """
+    if _is_utf8(data):
+        return data, 0
     kept: list[bytes] = []
     dropped = 0
     start = 0
@@ -193,7 +162,7 @@ def _drop_invalid_utf8(data: bytes) -> tuple[bytes, int]:
             kept.append(data[start:line_start])
             dropped += 1
             start = len(data) if line_end == -1 else line_end + 1
-    return (data if not dropped else b"".join(kept)), dropped
+    return b"".join(kept), dropped
 
 
 def _is_utf8(chunk: bytes) -> bool:

@@ -8,15 +8,16 @@
 -- Titles written by Spark's CSV writer (dumps from 2023-02 on) arrive quoted when they
 -- contain a double quote: "\"Weird_Al\"_Yankovic". Older dumps never quote, so a title
 -- is unquoted only when its inner quotes are all escaped and at least one is: the
--- pre-2023 title "Heroes" stays as it is.
+-- pre-2023 title "Heroes" stays as it is. The cheap LIKE comes first: it rules out
+-- almost every title before the others are evaluated.
 -- String literals are raw (no backslash escapes): Spark runs this with
 -- spark.sql.parser.escapedStringLiterals=true, as DuckDB reads literals anyway.
 -- Text casts say STRING: Spark rejects VARCHAR without a length, DuckDB reads it as VARCHAR.
 SELECT
     domain_code,
     CASE
-        WHEN length(page_title) >= 4
-         AND page_title LIKE '"%"'
+        WHEN page_title LIKE '"%"'
+         AND length(page_title) >= 4
          AND instr(substring(page_title, 2, length(page_title) - 2), '\"') > 0
          AND instr(replace(substring(page_title, 2, length(page_title) - 2), '\"', ''), '"') = 0
         THEN replace(substring(page_title, 2, length(page_title) - 2), '\"', '"')
