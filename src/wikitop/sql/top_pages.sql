@@ -42,15 +42,16 @@ cutoff AS (
     GROUP BY domain_code
 ),
 candidates AS (
+    -- EXCEPT, not an anti join: optimizers move an anti join below the cutoff join, and
+    -- then match every page against the blacklist instead of the few above the cutoff.
     SELECT p.domain_code, p.page_title, p.views
     FROM page_totals AS p
     JOIN cutoff AS c
       ON c.domain_code = p.domain_code
      AND p.views >= c.min_views
-    LEFT JOIN blacklisted_pages AS b
-      ON b.domain_code = p.domain_code
-     AND b.page_title = p.page_title
-    WHERE b.domain_code IS NULL
+    EXCEPT
+    SELECT domain_code, page_title, views
+    FROM blacklisted_pages
 ),
 ranked AS (
     SELECT
