@@ -8,25 +8,33 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from conftest import EDGE_CASE_LINES
-from wikitop.engines.dump_reader import read_dump
+from conftest import EDGE_CASE_LINES, REAL_PREFIX
+from wikitop.engines.dump_reader import PairOrder, read_dump
 from wikitop.gzipfile import CorruptDump
 from wikitop.synthetic import generate_hour
 
 
-def read_all(path, piece_size: int) -> tuple[list[tuple], Counter]:
-    tables, bad = [], Counter()
-    for table, piece_bad in read_dump(path, piece_size):
+def read_all(path, piece_size: int) -> tuple[list[tuple], Counter, bool]:
+    """The rows in any order, the bad lines and whether the pairs are shown to increase."""
+    tables, bad, order = [], Counter(), PairOrder(True)
+    for table, piece_bad, piece_order in read_dump(path, piece_size):
         tables.append(table)
         bad += piece_bad
+        order = order.followed_by(piece_order)
     rows = pa.concat_tables(tables).to_pylist()
-    return sorted((tuple(row.values()) for row in rows), key=repr), bad
+    return sorted((tuple(row.values()) for row in rows), key=repr), bad, order.increasing
+
+
+def gzipped(tmp_path, lines: bytes):
+    path = tmp_path / "hour.gz"
+    path.write_bytes(gzip.compress(lines, mtime=0))
+    return path
 
 
 def test_edge_cases_are_told_apart(tmp_path):
     path = tmp_path / "edge.gz"
     path.write_bytes(gzip.compress(EDGE_CASE_LINES, mtime=0))
-    rows, bad = read_all(path, 1 << 20)
+    rows, bad, _ = read_all(path, 1 << 20)
     # Lines end at '\n' only: '\r\n' ends a line holding one field, '\r'.
     assert bad == {"invalid_utf8": 4, "wrong_field_count": 3, "empty_domain_code": 2}
     assert rows.count((None, "", "")) == 1  # the empty line
@@ -51,3 +59,29 @@ def test_a_truncated_dump_fails_the_iteration(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(CorruptDump, match="truncated.gz"):
         read_all(path, 1 << 16)
+
+
+def test_sorted_files_are_known_to_hold_each_pair_once(tmp_path):
+    real = gzipped(tmp_path, REAL_PREFIX.read_bytes())
+    generated = tmp_path / "generated.gz"  # bad lines of every kind, at random places
+    generate_hour(generated, lines=20_000, seed=8)
+    for path in (real, generated):
+        for piece_size in (1 << 12, 1 << 30):
+            assert read_all(path, piece_size)[2], (path.name, piece_size)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        b"en a 1 0\nen b 1 0\nen a 2 0\n",  # a pair twice
+        b"en a 1 0\nen zz 1.5 0\nen a 2 0\n",  # a pair twice, a bad line between
+        b"en a 1 0\n\nen a 2 0\n",  # a pair twice, an empty line between
+        b"en b 1 0\nen a 1 0\n",  # out of order
+        b"en a 1 0\nde b 1 0\n",  # domains out of order
+        b'en A 1 0\nen "\\"A\\"" 1 0\nen "A" 1 0\n',  # a title that may unquote
+        b"en a\r 1 0\nen b 1 0\n",  # a line set aside
+    ],
+)
+def test_pairs_not_shown_to_increase(tmp_path, lines):
+    assert not read_all(gzipped(tmp_path, lines), 1 << 20)[2]
+    assert not read_all(gzipped(tmp_path, lines), 4)[2]

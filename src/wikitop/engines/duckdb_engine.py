@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, blacklist_table, fold_line_stats
-from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, read_dump
+from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
 
 
@@ -54,8 +54,8 @@ class DuckDBEngine:
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
         with self._connect() as con:
-            parse_problems = _read_hour_lines(con, dump_path)
-            lines, unique_pairs = self._line_report(con, parse_problems)
+            parse_problems, order = _read_hour_lines(con, dump_path)
+            lines, unique_pairs = self._line_report(con, parse_problems, order.increasing)
             if strict:
                 lines.check_strict(dump_path.name)
             con.execute(
@@ -81,10 +81,13 @@ class DuckDBEngine:
             con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             return self._top(con, blacklist, top, ties)
 
-    def _line_report(self, con, parse_problems: Counter) -> tuple[LineReport, bool]:
-        """Lines by problem, and whether every good line is a distinct pair."""
+    def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
+        """Lines by problem, and whether every good line is a distinct pair (known when the
+        pairs increase, as in every file Wikimedia publishes; checked otherwise)."""
         report = LineReport(bad=Counter(parse_problems))
         fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
+        if pairs_increase:
+            return report, True
         # Sorting the hashes in NumPy takes a fraction of a hash aggregate over millions of keys.
         hashes = con.sql(render("pair_hashes")).fetchnumpy()["pair_hash"]
         hashes.sort()
@@ -105,17 +108,20 @@ class DuckDBEngine:
         shutil.rmtree(self.spill_dir, ignore_errors=True)
 
 
-def _read_hour_lines(con, dump_path: Path) -> Counter:
+def _read_hour_lines(con, dump_path: Path) -> tuple[Counter, PairOrder]:
     """The hour_lines table (clean_lines.sql over the dump), filled piece by piece while the
-    next pieces are parsed; returns the lines the parser rejected, by kind."""
+    next pieces are parsed; returns the lines the parser rejected, by kind, and the order
+    of the pairs."""
     parse_problems: Counter = Counter()
+    order = PairOrder(True)
     con.register("raw_lines", RAW_LINES_SCHEMA.empty_table())
     con.execute(f"CREATE TEMP TABLE hour_lines AS {render('clean_lines')} LIMIT 0")
-    for raw_lines, piece_problems in read_dump(dump_path):
+    for raw_lines, piece_problems, piece_order in read_dump(dump_path):
         con.register("raw_lines", raw_lines)
         con.execute("INSERT INTO hour_lines " + render("clean_lines"))
         parse_problems += piece_problems
-    return parse_problems
+        order = order.followed_by(piece_order)
+    return parse_problems, order
 
 
 def _write_totals(con, path: Path) -> None:

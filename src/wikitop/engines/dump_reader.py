@@ -4,6 +4,8 @@ The result is the ``raw_lines`` relation the shared SQL starts from: the first t
 fields of each line that splits into exactly four, as text, and a row with a NULL
 domain code for each empty line. Lines not valid UTF-8 or split into another number
 of fields are counted by kind here; everything else is judged by ``clean_lines.sql``.
+The reader also tells whether the pairs come in strictly increasing order, as in the
+files Wikimedia publishes, which spares the engine from checking them for repeats.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as csv
 
 from wikitop.gzipfile import PIECE_SIZE, verified_pieces
@@ -23,14 +27,36 @@ FIELDS = ["domain_code", "page_title", "views_text", "response_size"]
 RAW_LINES_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS[:3]])
 BLOCK_SIZE = 16 << 20
 CHECK_CHUNK = 1 << 20
+# Past this many breaks of order in a piece, its pairs are checked for repeats by hashing.
+MAX_ORDER_BREAKS = 1000
 
 
-def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Table, Counter]]:
+@dataclass(frozen=True)
+class PairOrder:
+    """Whether the (domain_code, page_title) pairs of a piece's lines that may be good
+    strictly increase in byte order, as in the sorted files Wikimedia publishes, which
+    proves them distinct; and the first and last of those pairs, to compare pieces."""
+
+    increasing: bool
+    first: tuple[str, str] | None = None
+    last: tuple[str, str] | None = None
+
+    def followed_by(self, later: PairOrder) -> PairOrder:
+        """The order of this piece and a later one, as one piece."""
+        if self.last is None or later.first is None:
+            joined = True
+        else:
+            joined = self.last < later.first  # str order is code point order, as UTF-8 byte order
+        return PairOrder(self.increasing and later.increasing and joined, self.first or later.first,
+                         later.last or self.last)
+
+
+def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Table, Counter, PairOrder]]:
     """parse_dump of each piece of a dump file, in order. Two threads work ahead of the
     caller: one parses the next piece while another decompresses the one after."""
     pieces = verified_pieces(path, piece_size)
 
-    def parse(decompressing: Future) -> tuple[pa.Table, Counter] | None:
+    def parse(decompressing: Future) -> tuple[pa.Table, Counter, PairOrder] | None:
         piece = decompressing.result()
         return None if piece is None else parse_dump(piece)
 
@@ -45,8 +71,9 @@ def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Tab
             yield parsed
 
 
-def parse_dump(data: bytes) -> tuple[pa.Table, Counter]:
-    """raw_lines(domain_code, page_title, views_text) of the lines, and bad lines by kind."""
+def parse_dump(data: bytes) -> tuple[pa.Table, Counter, PairOrder]:
+    """raw_lines(domain_code, page_title, views_text) of the lines, bad lines by kind, and
+    the order of their pairs."""
     # Arrow's reader also ends lines at '\r'; the format ends them at '\n' only.
     data, lines_with_cr = _set_aside_lines_with(b"\r", data)
     data, invalid_lines = _drop_invalid_utf8(data)
@@ -55,7 +82,8 @@ def parse_dump(data: bytes) -> tuple[pa.Table, Counter]:
     empty_lines = _count_lines(data) - table.num_rows - sum(bad.values())
     bad["invalid_utf8"] += invalid_lines
     extra = _split_in_python(lines_with_cr, bad)
-    return pa.concat_tables([table, _empty_line_rows(empty_lines), extra]), +bad
+    order = _pair_order(table, in_file_order=not lines_with_cr)
+    return pa.concat_tables([table, _empty_line_rows(empty_lines), extra]), +bad, order
 
 
 def _read_fields(data: bytes) -> tuple[pa.Table, Counter]:
@@ -86,6 +114,59 @@ def _read_fields(data: bytes) -> tuple[pa.Table, Counter]:
 
 def _split_problem(line: str) -> str:
     return "empty_domain_code" if line.startswith(" ") else "wrong_field_count"
+
+
+def _pair_order(table: pa.Table, in_file_order: bool) -> PairOrder:
+    """PairOrder of the rows, which are in file order unless lines were set aside.
+
+    Rows that cannot be good (see _may_be_good) are left out where they break the order:
+    bad lines sit anywhere in a file. Any title that clean_lines.sql may unquote leaves
+    the order unproven, since its unquoted form might equal another title.
+    """
+    domain_codes, titles, counts = table.columns
+    rows = table.num_rows
+    if not in_file_order or pc.any(pc.match_substring(titles.filter(pc.starts_with(titles, '"')), '\\"')).as_py():
+        return PairOrder(False)
+    if not rows:
+        return PairOrder(True)
+
+    def pair(row: int) -> tuple[str, str]:
+        return domain_codes[row].as_py(), titles[row].as_py()
+
+    domain_before, domain_after = domain_codes.slice(0, rows - 1), domain_codes.slice(1)
+    title_before, title_after = titles.slice(0, rows - 1), titles.slice(1)
+    increasing = pc.or_(
+        pc.less(domain_before, domain_after),
+        pc.and_(pc.equal(domain_before, domain_after), pc.less(title_before, title_after)),
+    )
+    breaks = pc.indices_nonzero(pc.invert(increasing)).to_pylist()
+    if len(breaks) > MAX_ORDER_BREAKS:
+        return PairOrder(False)
+    left_out = {row for row in {*breaks, *(b + 1 for b in breaks)} if not _may_be_good(pair(row), counts[row].as_py())}
+    if any(row not in left_out and row + 1 not in left_out for row in breaks):
+        return PairOrder(False)
+    # Around each run of rows left out, the rows kept on either side must be in order.
+    for row in left_out:
+        if row - 1 in left_out:
+            continue
+        after = row
+        while after in left_out:
+            after += 1
+        if row > 0 and after < rows and not pair(row - 1) < pair(after):
+            return PairOrder(False)
+    # The ends that are compared with other pieces: bad lines can sit there too.
+    ends = [
+        next((pair(row) for row in rows_from if _may_be_good(pair(row), counts[row].as_py())), None)
+        for rows_from in (range(rows), range(rows - 1, -1, -1))
+    ]
+    return PairOrder(True, *ends)
+
+
+def _may_be_good(pair: tuple[str, str], count: str) -> bool:
+    """False for a line clean_lines.sql surely rejects: an empty domain code, or a count
+    that is not 1 to 19 digits without a leading zero."""
+    digits = count.isascii() and count.isdigit() and len(count) <= 19
+    return bool(pair[0]) and digits and (count == "0" or not count.startswith("0"))
 
 
 def _count_lines(data: bytes) -> int:
