@@ -53,7 +53,7 @@ def test_decoded_matching_removes_127_rows_of_the_real_prefix(tmp_path):
 def test_parsed_blacklist_is_cached_by_digest(tmp_path):
     first = load_blacklist(DEFAULT_BLACKLIST, cache_dir=tmp_path)
     [cached] = (tmp_path / "blacklists").iterdir()
-    assert cached.name == f"{first.sha256}.json"
+    assert cached.name == f"{first.sha256}.arrow"
     second = load_blacklist(DEFAULT_BLACKLIST, cache_dir=tmp_path)
     assert second.pairs == first.pairs and second.metadata() == first.metadata()
     other = tmp_path / "other"

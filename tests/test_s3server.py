@@ -57,18 +57,32 @@ def _listening_inodes(proc_net: str) -> dict[int, tuple[str, int]]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
-def test_listens_only_on_loopback_on_chosen_ports(s3: S3Server) -> None:
+def _listening(pid: int) -> tuple[set[tuple[str, int]], list[tuple[str, int]]]:
+    """(IPv4, IPv6) listening (hex address, port) of the process's sockets."""
     inodes = set()
-    for fd in Path(f"/proc/{s3.pid}/fd").iterdir():
-        target = os.readlink(fd)
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since the listing: weed opens and closes files all along
+            continue
         if target.startswith("socket:["):
             inodes.add(int(target[8:-1]))
     v4 = _listening_inodes("/proc/net/tcp")
     v6 = _listening_inodes("/proc/net/tcp6")
-    listening = {v4[i] for i in inodes if i in v4}
-    assert not [v6[i] for i in inodes if i in v6], "weed listens on IPv6"
+    return {v4[i] for i in inodes if i in v4}, [v6[i] for i in inodes if i in v6]
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_listens_only_on_loopback_on_chosen_ports(s3: S3Server) -> None:
     expected_ports = set(s3.ports.values()) | {p + GRPC_OFFSET for p in s3.ports.values()}
+    # S3 answers before every internal service listens: wait for them, a few seconds at most.
+    deadline = time.monotonic() + 15
+    while True:
+        listening, listening_v6 = _listening(s3.pid)
+        if {port for _, port in listening} >= expected_ports or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not listening_v6, "weed listens on IPv6"
     assert {port for _, port in listening} == expected_ports  # nothing fixed, nothing extra
     assert {addr for addr, _ in listening} == {"0100007F"}  # 127.0.0.1 only
 

@@ -6,6 +6,7 @@ while dump titles are decoded, so both sides are compared in canonical form.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,8 +17,11 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
+import pyarrow as pa
+
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+BLACKLIST_SCHEMA = pa.schema([("domain_code", pa.string()), ("page_title", pa.string())])
 
 
 def canonical_title(title: str) -> str:
@@ -45,22 +49,34 @@ def needs_canonicalising(title: str) -> bool:
 
 @dataclass
 class Blacklist:
-    pairs: set[tuple[str, str]]
+    """The distinct (domain_code, page_title) pairs, titles in canonical form, as the
+    blacklist(domain_code, page_title) relation the engines read, in no particular order."""
+
+    table: pa.Table
     source: str
     sha256: str
     lines: int
     skipped: Counter = field(default_factory=Counter)
     undecodable: int = 0
 
+    @functools.cached_property
+    def pairs(self) -> set[tuple[str, str]]:
+        return set(zip(*(self.table.column(name).to_pylist() for name in BLACKLIST_SCHEMA.names)))
+
     def metadata(self) -> dict:
         return {
             "source": self.source,
             "sha256": self.sha256,
             "lines": self.lines,
-            "entries": len(self.pairs),
+            "entries": self.table.num_rows,
             "skipped": dict(sorted(self.skipped.items())),
             "kept_percent_encoded": self.undecodable,
         }
+
+
+def _pairs_table(pairs: set[tuple[str, str]]) -> pa.Table:
+    domain_codes, titles = zip(*pairs) if pairs else ((), ())
+    return pa.table([pa.array(domain_codes, pa.string()), pa.array(titles, pa.string())], schema=BLACKLIST_SCHEMA)
 
 
 def parse_blacklist(raw: bytes, source: str) -> Blacklist:
@@ -85,7 +101,7 @@ def parse_blacklist(raw: bytes, source: str) -> Blacklist:
         undecodable += bool(_PERCENT_ESCAPE.search(title))
         pairs.add((domain_code, title))
     return Blacklist(
-        pairs=pairs,
+        table=_pairs_table(pairs),
         source=source,
         sha256=hashlib.sha256(raw).hexdigest(),
         lines=len(lines),
@@ -95,7 +111,8 @@ def parse_blacklist(raw: bytes, source: str) -> Blacklist:
 
 
 def empty_blacklist() -> Blacklist:
-    return Blacklist(pairs=set(), source="none", sha256=hashlib.sha256(b"").hexdigest(), lines=0)
+    empty = hashlib.sha256(b"").hexdigest()
+    return Blacklist(table=BLACKLIST_SCHEMA.empty_table(), source="none", sha256=empty, lines=0)
 
 
 def read_blacklist_bytes(location: str, fetcher=None) -> bytes:
@@ -117,7 +134,7 @@ def load_blacklist(location: str | None, fetcher=None, cache_dir: Path | None = 
     """The blacklist at location (None: no blacklist).
 
     Canonicalising 57,000 titles takes a second; with cache_dir the parsed list is kept
-    there under the digest of its bytes and reused.
+    there as an Arrow file under the digest of its bytes and reused.
     """
     if location is None:
         return empty_blacklist()
@@ -125,28 +142,27 @@ def load_blacklist(location: str | None, fetcher=None, cache_dir: Path | None = 
     if cache_dir is None:
         return parse_blacklist(raw, location)
     digest = hashlib.sha256(raw).hexdigest()
-    cached = Path(cache_dir) / "blacklists" / f"{digest}.json"
+    cached = Path(cache_dir) / "blacklists" / f"{digest}.arrow"
     try:
-        record = json.loads(cached.read_text("utf-8"))
+        with pa.OSFile(str(cached)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        record = json.loads(table.schema.metadata[b"wikitop"])
         return Blacklist(
-            pairs={tuple(pair) for pair in record["pairs"]},
+            table=table.replace_schema_metadata(None),
             source=location,
             sha256=digest,
             lines=record["lines"],
             skipped=Counter(record["skipped"]),
             undecodable=record["undecodable"],
         )
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
         pass
     blacklist = parse_blacklist(raw, location)
-    record = {
-        "pairs": sorted(blacklist.pairs),
-        "lines": blacklist.lines,
-        "skipped": blacklist.skipped,
-        "undecodable": blacklist.undecodable,
-    }
+    record = {"lines": blacklist.lines, "skipped": blacklist.skipped, "undecodable": blacklist.undecodable}
     cached.parent.mkdir(parents=True, exist_ok=True)
     temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    table = blacklist.table.replace_schema_metadata({"wikitop": json.dumps(record)})
+    with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
     os.replace(temporary, cached)
     return blacklist

@@ -98,7 +98,7 @@ class Wikitop:
                 log.info(
                     "blacklist %s: %d entries, %d lines skipped",
                     self._blacklist.source,
-                    len(self._blacklist.pairs),
+                    self._blacklist.table.num_rows,
                     sum(self._blacklist.skipped.values()),
                 )
             return self._blacklist

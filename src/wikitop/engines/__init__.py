@@ -27,7 +27,6 @@ RESULT_SCHEMA = pa.schema(
 TOTALS_SCHEMA = pa.schema(
     [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
 )
-BLACKLIST_COLUMNS = ["domain_code", "page_title"]
 ENGINES = ("duckdb", "spark")
 # Past this, DuckDB spills to disk: a generated day of 24M distinct pages sums in 2 GB as
 # fast as without a limit (bench/bench_range.py), and longer windows spill, not grow.
@@ -89,12 +88,6 @@ class Engine(Protocol):
         """Top pages over several hours' Parquet page totals (days and windows)."""
 
     def close(self) -> None: ...
-
-
-def blacklist_table(blacklist: Blacklist) -> pa.Table:
-    """The pairs as a blacklist(domain_code, page_title) relation, in no particular order."""
-    domain_codes, titles = zip(*blacklist.pairs) if blacklist.pairs else ((), ())
-    return pa.table([pa.array(domain_codes, pa.string()), pa.array(titles, pa.string())], names=BLACKLIST_COLUMNS)
 
 
 def create_engine(

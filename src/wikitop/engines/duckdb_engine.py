@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_title
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, blacklist_table, fold_line_stats
+from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, fold_line_stats
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
 
@@ -34,8 +34,6 @@ class DuckDBEngine:
         self.memory_limit = memory_limit
         # Where DuckDB spills beyond its memory limit (by default it would use the working folder).
         self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
-        self._blacklist_sha256: str | None = None
-        self._blacklist: pa.Table | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         config = {
@@ -94,9 +92,7 @@ class DuckDBEngine:
         return report, not (hashes[1:] == hashes[:-1]).any()
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
-        if blacklist.sha256 != self._blacklist_sha256:
-            self._blacklist_sha256, self._blacklist = blacklist.sha256, blacklist_table(blacklist)
-        con.register("blacklist", self._blacklist)
+        con.register("blacklist", blacklist.table)
         con.execute("CREATE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
         con.execute("CREATE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
         [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_title
-from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, blacklist_table, fold_line_stats
+from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, fold_line_stats
 from wikitop.sql import render
 
 try:
@@ -202,7 +202,7 @@ class SparkEngine:
             return
         if self._blacklist_frame is not None:
             self._blacklist_frame.unpersist()
-        table = blacklist_table(blacklist)
+        table = blacklist.table
         starts = range(0, max(table.num_rows, 1), BLACKLIST_SLICE_ROWS)
         slices = [table.slice(start, BLACKLIST_SLICE_ROWS) for start in starts]
         frame = functools.reduce(DataFrame.union, map(self.spark.createDataFrame, slices))
