@@ -9,17 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from wikitop.blacklist import Blacklist, canonical_title
+from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, fold_line_stats
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
-
-
-def _canonical_titles(titles: pa.Array) -> pa.Array:
-    """canonical_title over a batch: one call per vector is far cheaper than one per row."""
-    return pa.array([canonical_title(title) for title in titles.to_pylist()], pa.string())
 
 
 def _sql_string(value: str) -> str:
@@ -44,7 +38,7 @@ class DuckDBEngine:
         }
         connection = duckdb.connect(config=config)
         connection.create_function(
-            "wikitop_canonical_title", _canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
+            "wikitop_canonical_title", canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
         )
         connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
         return connection
@@ -110,11 +104,12 @@ def _read_hour_lines(con, dump_path: Path) -> tuple[Counter, PairOrder]:
     of the pairs."""
     parse_problems: Counter = Counter()
     order = PairOrder(True)
+    clean_lines = render("clean_lines")
     con.register("raw_lines", RAW_LINES_SCHEMA.empty_table())
-    con.execute(f"CREATE TEMP TABLE hour_lines AS {render('clean_lines')} LIMIT 0")
+    con.execute(f"CREATE TEMP TABLE hour_lines AS {clean_lines} LIMIT 0")
     for raw_lines, piece_problems, piece_order in read_dump(dump_path):
         con.register("raw_lines", raw_lines)
-        con.execute("INSERT INTO hour_lines " + render("clean_lines"))
+        con.execute("INSERT INTO hour_lines " + clean_lines)
         parse_problems += piece_problems
         order = order.followed_by(piece_order)
     return parse_problems, order

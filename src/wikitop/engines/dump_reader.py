@@ -142,7 +142,10 @@ def _pair_order(table: pa.Table, in_file_order: bool) -> PairOrder:
     breaks = pc.indices_nonzero(pc.invert(increasing)).to_pylist()
     if len(breaks) > MAX_ORDER_BREAKS:
         return PairOrder(False)
-    left_out = {row for row in {*breaks, *(b + 1 for b in breaks)} if not _may_be_good(pair(row), counts[row].as_py())}
+    def may_be_good(row: int) -> bool:
+        return _may_be_good(domain_codes[row].as_py(), counts[row].as_py())
+
+    left_out = {row for row in {*breaks, *(b + 1 for b in breaks)} if not may_be_good(row)}
     if any(row not in left_out and row + 1 not in left_out for row in breaks):
         return PairOrder(False)
     # Around each run of rows left out, the rows kept on either side must be in order.
@@ -156,17 +159,17 @@ def _pair_order(table: pa.Table, in_file_order: bool) -> PairOrder:
             return PairOrder(False)
     # The ends that are compared with other pieces: bad lines can sit there too.
     ends = [
-        next((pair(row) for row in rows_from if _may_be_good(pair(row), counts[row].as_py())), None)
+        next((pair(row) for row in rows_from if may_be_good(row)), None)
         for rows_from in (range(rows), range(rows - 1, -1, -1))
     ]
     return PairOrder(True, *ends)
 
 
-def _may_be_good(pair: tuple[str, str], count: str) -> bool:
+def _may_be_good(domain_code: str, count: str) -> bool:
     """False for a line clean_lines.sql surely rejects: an empty domain code, or a count
     that is not 1 to 19 digits without a leading zero."""
     digits = count.isascii() and count.isdigit() and len(count) <= 19
-    return bool(pair[0]) and digits and (count == "0" or not count.startswith("0"))
+    return bool(domain_code) and digits and (count == "0" or not count.startswith("0"))
 
 
 def _count_lines(data: bytes) -> int:

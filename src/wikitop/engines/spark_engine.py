@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import wikitop
-from wikitop.blacklist import Blacklist, canonical_title
+from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, fold_line_stats
 from wikitop.sql import render
 
@@ -249,13 +249,8 @@ def _start_session(spark_conf: dict[str, str]) -> SparkSession:
 
     # Shipped by value, so that executors need PySpark and pyarrow but not wikitop.
     cloudpickle.register_pickle_by_value(wikitop)
-    spark.udf.register("wikitop_canonical_title", arrow_udf(_canonical_titles, "string"))
+    spark.udf.register("wikitop_canonical_title", arrow_udf(canonical_titles, "string"))
     return spark
-
-
-def _canonical_titles(titles: pa.Array) -> pa.Array:
-    """canonical_title over a batch of rows: Spark feeds a Python UDF every row of the join."""
-    return pa.array([canonical_title(title) for title in titles.to_pylist()], pa.string())
 
 
 def _spark_path(path: Path) -> str:
