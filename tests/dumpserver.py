@@ -306,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "slow":
                 pacer = _Pacer(fault.rate, 0, owner._stopping)
             else:
-                pacer = _Pacer(owner.rate_bytes_per_s, THROTTLE_AFTER_BYTES, owner._stopping)
+                pacer = _Pacer(owner.rate_bytes_per_s, owner.throttle_after_bytes, owner._stopping)
             self._stream(handle, first, length, corrupt_at, pacer)
         if kind == "reset_after":
             self._abort_connection()
@@ -426,6 +426,7 @@ class DumpServer:
         *,
         max_connections: int = 3,
         rate_bytes_per_s: float | None = None,
+        throttle_after_bytes: int = THROTTLE_AFTER_BYTES,
         required_user_agent_substring: str | None = "wikitop",
         head_allowed: bool = True,
         port: int = 0,
@@ -433,6 +434,7 @@ class DumpServer:
         self.root = Path(root).resolve()
         self.max_connections = max_connections
         self.rate_bytes_per_s = rate_bytes_per_s
+        self.throttle_after_bytes = throttle_after_bytes
         self.required_user_agent_substring = required_user_agent_substring
         self.head_allowed = head_allowed
         self.port = port

@@ -1,7 +1,10 @@
 import hashlib
 from pathlib import Path
 
-from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_title, load_blacklist, parse_blacklist
+import pyarrow as pa
+import pytest
+
+from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_title, canonical_titles, load_blacklist, parse_blacklist
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,6 +21,14 @@ def test_canonical_title_decodes_until_stable():
 
 def test_escapes_that_are_not_utf8_stay_as_written():
     assert canonical_title("%E3%EB%B4%A8") == "%E3%EB%B4%A8"
+
+
+@pytest.mark.parametrize("batch", [pa.array, lambda titles: pa.chunked_array([titles[:3], titles[3:]])])
+def test_canonical_titles_of_a_batch_are_canonical_title_of_each(batch):
+    titles = ["%D0%91%D0%BE", "New York", "plain", None, "100%", "a b%20c", "%E3%EB", "%25D8%25A5", "x_y"]
+    expected = [None if title is None else canonical_title(title) for title in titles]
+    assert canonical_titles(batch(titles)).to_pylist() == expected
+    assert canonical_titles(batch(["plain", "New York"])).to_pylist() == ["plain", "New_York"]
 
 
 def test_lines_without_title_or_not_utf8_are_skipped_and_counted():

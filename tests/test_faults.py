@@ -23,7 +23,8 @@ import pytest
 
 from conftest import HOUR, Mirror
 from dumpserver import DumpServer, Fault
-from wikitop.fetch import DumpStore, Fetcher, RetryPolicy
+from wikitop.download import Fetcher
+from wikitop.fetch import DumpStore, RetryPolicy
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings
@@ -126,7 +127,7 @@ RECOVERABLE = {
 def test_recoverable_fault_gives_the_clean_result(server, tmp_path, clean_result, faults):
     server.add_faults(".gz", *faults)
     assert_identical(run_hour(tmp_path, server.url), tmp_path, clean_result)
-    assert len(gets(server)) > 1
+    assert len(server.requests) > 2  # a clean fetch is a HEAD (is it worth fetching in ranges?) and a GET
     assert server.peak_connections <= 3 and server.refused_connections == 0
 
 
@@ -168,14 +169,15 @@ def test_range_ignored_restarts_from_zero(server, tmp_path, clean_result, small_
 def test_retry_after_is_honoured(server, tmp_path, clean_result, status):
     server.add_faults(".gz", Fault.status(status, retry_after=1))
     assert_identical(run_hour(tmp_path, server.url), tmp_path, clean_result)
-    refused, answered = gets(server)
+    refused, answered, _ = server.requests
     assert refused.status == status and answered.started - refused.ended >= 0.95
 
 
 def test_backoff_grows_between_retries(server, tmp_path, clean_result):
     server.add_faults(".gz", Fault.status(503, count=4))
     assert_identical(run_hour(tmp_path, server.url, retries=4, backoff_base=0.1), tmp_path, clean_result)
-    requests = gets(server)
+    requests = server.requests[:5]
+    assert [r.status for r in requests] == [503] * 4 + [200]
     pauses = [after.started - before.ended for before, after in pairwise(requests)]
     for failures, pause in enumerate(pauses, start=1):
         assert 0.1 * 2 ** (failures - 1) / 2 - 0.01 <= pause <= 0.1 * 2 ** (failures - 1) + 0.2
@@ -209,7 +211,7 @@ def test_a_refused_fourth_connection_is_retried(server, tmp_path, clean_result):
         releaser.join()
     assert_identical(outcome, tmp_path, clean_result)
     assert server.refused_connections >= 1
-    assert gets(server)[0].status == 503
+    assert server.requests[0].status == 503
 
 
 PERSISTENT = {
@@ -261,7 +263,8 @@ def test_blocked_user_agent_says_how_to_set_one(cli, server, tmp_path):
     out = tmp_path / "out"
     result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, "--user-agent", "python-requests/2.32")
     assert_failed_clearly(result, out, "403", "Blocked user agent", "--user-agent", "WIKITOP_USER_AGENT")
-    assert [r.user_agent for r in server.requests] == ["python-requests/2.32"]
+    assert {r.user_agent for r in server.requests} == {"python-requests/2.32"}
+    assert [(r.method, r.status) for r in server.requests] == [("HEAD", 403), ("GET", 403)]
 
 
 def test_waiting_stops_at_once_for_a_blocked_user_agent(server, tmp_path):
@@ -349,7 +352,7 @@ def test_sources_fail_over_in_order(cli, tmp_path, site, clean_result):
         assert published(out) == clean_result
         assert [r.status for r in broken.requests] == [503, 503]
         assert [r.status for r in lacking.requests] == [404]
-        assert [r.status for r in good.requests] == [200]
+        assert [(r.method, r.status) for r in good.requests] == [("HEAD", 200), ("GET", 200)]
     marker = json.loads((out / PARTITION / "_SUCCESS").read_text())
     assert marker["inputs"][0]["source"].startswith(good.url)
 
@@ -391,6 +394,80 @@ def test_a_partial_download_left_by_a_killed_run_is_resumed(server, tmp_path, cl
     [download] = gets(server)
     assert (download.range, download.status) == ("bytes=150000-", 206)
     assert not partial.exists()
+
+
+RANGE_BYTES = 60_000  # the small hour (about 240 KB) comes in 3 ranges, one per connection
+
+
+def fetch_in_ranges(server: DumpServer, cache: Path):
+    store = DumpStore([server.url], cache, Fetcher(policy=RetryPolicy(**FAST_POLICY), min_segment_bytes=RANGE_BYTES))
+    return store.fetch(HOUR)
+
+
+def range_files(cache: Path) -> list[str]:
+    return sorted(path.name for path in (cache / "pageviews" / FILE).parent.glob("*.part*"))
+
+
+def ranges_asked(server: DumpServer) -> list[str | None]:
+    return sorted((r.range for r in gets(server)), key=lambda text: int(text.split("=")[1].split("-")[0]))
+
+
+def test_a_big_file_is_fetched_in_ranges_over_every_connection(server, tmp_path, small_hour):
+    size = small_hour.stat().st_size
+    server.add_faults(".gz", Fault.slow(400_000, count=3))  # each range takes 0.2 s: they overlap
+    dump = fetch_in_ranges(server, tmp_path / "cache")
+    assert dump.path.read_bytes() == small_hour.read_bytes() and dump.size == size
+    assert server.requests[0].method == "HEAD"
+    third = size // 3
+    assert ranges_asked(server) == [f"bytes=0-{third - 1}", f"bytes={third}-{2 * third - 1}",
+                                    f"bytes={2 * third}-{size - 1}"]
+    assert {r.status for r in gets(server)} == {206}
+    assert overlapping_gets(server) == 3 and server.peak_connections <= 3
+    assert range_files(tmp_path / "cache") == []
+
+
+def test_a_range_that_breaks_off_is_resumed_on_its_own(server, tmp_path, small_hour):
+    server.add_faults(".gz", Fault.reset_after(20_000))
+    dump = fetch_in_ranges(server, tmp_path / "cache")
+    assert dump.path.read_bytes() == small_hour.read_bytes()
+    broken = next(r for r in gets(server) if r.fault is not None)
+    first, last = broken.range.removeprefix("bytes=").split("-")
+    assert broken.bytes_sent == 20_000
+    assert f"bytes={int(first) + 20_000}-{last}" in ranges_asked(server)
+    assert len(gets(server)) == 4
+
+
+def test_a_server_that_ignores_ranges_gets_one_stream(server, tmp_path, small_hour):
+    server.add_faults(".gz", Fault.ignore_range())
+    dump = fetch_in_ranges(server, tmp_path / "cache")
+    assert dump.path.read_bytes() == small_hour.read_bytes()
+    last = gets(server)[-1]
+    assert (last.range, last.status) == (None, 200)
+    assert range_files(tmp_path / "cache") == []
+
+
+def test_a_corrupt_range_fetches_the_file_again(server, tmp_path, small_hour, caplog):
+    server.add_faults(".gz", Fault.corrupt(120_000, count=3))  # whichever range holds the byte
+    dump = fetch_in_ranges(server, tmp_path / "cache")
+    assert dump.path.read_bytes() == small_hour.read_bytes()
+    assert "fetching it again" in caplog.text
+    assert [r.method for r in server.requests].count("HEAD") == 2 and len(gets(server)) == 6
+
+
+def test_ranges_left_by_a_killed_run_are_resumed(server, tmp_path, small_hour):
+    data = small_hour.read_bytes()
+    size = len(data)
+    folder = tmp_path / "cache" / "pageviews" / Path(FILE).parent
+    folder.mkdir(parents=True)
+    bounds = [0, size // 3, 2 * (size // 3), size]
+    for first, end in pairwise(bounds):
+        (folder / f"{Path(FILE).name}.part-{first}-{end - 1}-of-{size}").write_bytes(data[first : first + 1000])
+    stale = folder / f"{Path(FILE).name}.part-0-99-of-{size + 1}"
+    stale.write_bytes(b"x" * 100)
+    dump = fetch_in_ranges(server, tmp_path / "cache")
+    assert dump.path.read_bytes() == data
+    assert ranges_asked(server) == [f"bytes={first + 1000}-{end - 1}" for first, end in pairwise(bounds)]
+    assert range_files(tmp_path / "cache") == []
 
 
 def consecutive_hours(count: int) -> list:

@@ -15,17 +15,14 @@ from pathlib import Path
 import pytest
 
 from wikitop.cache import CacheEntry, parse_size, scan, select_for_pruning
+from wikitop.download import Fetcher, HostLimiter, check_content_range, parse_retry_after
 from wikitop.fetch import (
     CorruptFile,
     DumpStore,
-    Fetcher,
     FetchError,
     GzipChecker,
-    HostLimiter,
     RetryPolicy,
     check_cached,
-    check_content_range,
-    parse_retry_after,
     read_record,
     record_is_current,
     sidecar_path,
@@ -132,6 +129,9 @@ def test_retry_policy_refuses_nonsense(fields):
 def test_content_range_of_a_proper_resume():
     assert check_content_range("bytes 100-999/1000", 100, "900") == 1000
     assert check_content_range("bytes 100-999/*", 100, None) is None
+    assert check_content_range("bytes 100-199/1000", 100, "100", last=199) == 1000
+    with pytest.raises(ValueError, match="end at the requested byte 299"):
+        check_content_range("bytes 100-199/1000", 100, "100", last=299)
 
 
 @pytest.mark.parametrize(
@@ -195,8 +195,28 @@ def test_fetchers_share_one_connection_pool_per_limit():
 
 def test_host_limiter_is_per_host():
     limiter = HostLimiter(2)
-    assert limiter.slot("https://a.org/x") is limiter.slot("https://a.org/y")
-    assert limiter.slot("https://a.org/x") is not limiter.slot("https://b.org/x")
+    assert limiter.slots("https://a.org/x") is limiter.slots("https://a.org/y")
+    assert limiter.slots("https://a.org/x") is not limiter.slots("https://b.org/x")
+
+
+def test_a_freed_connection_slot_goes_to_the_lowest_priority_waiting():
+    slots = HostLimiter(1).slots("https://a.org/x")
+    served = []
+
+    def wait_for_slot(priority: float) -> None:
+        with slots.taken(priority):
+            served.append(priority)
+
+    with slots.taken():
+        waiters = []
+        for priority in (3.0, 1.0, 2.0, 1.0):
+            waiters.append(threading.Thread(target=wait_for_slot, args=(priority,)))
+            waiters[-1].start()
+            while len(slots._waiting) < len(waiters):
+                time.sleep(0.001)
+    for waiter in waiters:
+        waiter.join()
+    assert served == [1.0, 1.0, 2.0, 3.0]
 
 
 def test_connection_failures_are_told_by_their_cause_not_by_urllib3_wrappers():
@@ -283,9 +303,11 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
     unrecorded = dump.with_name("pageviews-20200122-040000.gz")
     unrecorded.write_bytes(dump.read_bytes())
     dump.with_name("pageviews-20200122-050000.gz.part").write_bytes(b"\x1f")
+    dump.with_name("pageviews-20200122-060000.gz.part-0-99-of-300").write_bytes(b"\x1f")
     totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
     totals.parent.mkdir(parents=True)
     totals.write_bytes(b"PAR1")
     found = {(e.kind, e.hour.hour, e.state) for e in scan(tmp_path)}
-    assert found == {("dumps", 2, "verified"), ("dumps", 3, "unverified"), ("dumps", 4, "partial"), ("totals", 2, "kept")}
+    assert found == {("dumps", 2, "verified"), ("dumps", 3, "unverified"), ("dumps", 4, "partial"),
+                     ("dumps", 5, "partial"), ("totals", 2, "kept")}
     assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}

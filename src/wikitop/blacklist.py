@@ -12,12 +12,18 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from wikitop.download import Fetcher
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -43,9 +49,16 @@ def canonical_title(title: str) -> str:
 
 
 def canonical_titles(titles: pa.Array) -> pa.Array:
-    """canonical_title over a batch of titles, for the engines' vectorised UDFs (one call
-    per batch is far cheaper than one per row)."""
-    return pa.array([canonical_title(title) for title in titles.to_pylist()], pa.string())
+    """canonical_title over a batch of titles, for the engines' vectorised UDFs; only
+    titles with a percent escape are decoded one by one."""
+    if isinstance(titles, pa.ChunkedArray):  # DuckDB passes one
+        titles = titles.combine_chunks()
+    underscored = pc.replace_substring(titles, " ", "_")
+    escaped = pc.match_substring_regex(titles, _PERCENT_ESCAPE.pattern)
+    if not pc.any(escaped).as_py():
+        return underscored
+    decoded = pa.array([canonical_title(title) for title in pc.filter(titles, escaped).to_pylist()], pa.string())
+    return pc.replace_with_mask(underscored, escaped, decoded)
 
 
 @dataclass
@@ -116,22 +129,25 @@ def empty_blacklist() -> Blacklist:
     return Blacklist(table=BLACKLIST_SCHEMA.empty_table(), source="none", sha256=empty, lines=0)
 
 
-def read_blacklist_bytes(location: str, fetcher=None) -> bytes:
-    """Bytes of the built-in list, a local path, an http(s) URL or any fsspec URL."""
+def read_blacklist_bytes(location: str, fetcher: Callable[[], Fetcher] | None = None) -> bytes:
+    """Bytes of the built-in list, a local path, an http(s) URL (fetched with the client
+    that ``fetcher`` gives, by default a new one) or any fsspec URL."""
     if location.startswith("builtin:"):
         name = location.removeprefix("builtin:")
         return resources.files("wikitop.data").joinpath(name).read_bytes()
     if location.startswith(("http://", "https://")):
-        from wikitop.fetch import Fetcher
+        from wikitop.download import Fetcher
 
-        return (fetcher or Fetcher()).get_bytes(location)
+        return (fetcher or Fetcher)().get_bytes(location)
     import fsspec
 
     with fsspec.open(location, "rb") as handle:
         return handle.read()
 
 
-def load_blacklist(location: str | None, fetcher=None, cache_dir: Path | None = None) -> Blacklist:
+def load_blacklist(
+    location: str | None, fetcher: Callable[[], Fetcher] | None = None, cache_dir: Path | None = None
+) -> Blacklist:
     """The blacklist at location (None: no blacklist).
 
     Canonicalising 57,000 titles takes a second; with cache_dir the parsed list is kept

@@ -2,7 +2,7 @@
 
 The cache directory holds two kinds of files: downloaded dumps under
 ``pageviews/`` (each with a JSON record written once it was verified, and
-``.part`` files of downloads still to be resumed) and the hourly page totals
+``.part`` files, one per byte range for a download in ranges, still to be resumed) and the hourly page totals
 under ``totals/`` (Parquet, written by days and windows, cheap to keep and
 costly to rebuild without the dumps).
 """
@@ -21,7 +21,7 @@ from wikitop.hours import ONE_HOUR
 
 KINDS = ("dumps", "totals")
 
-_DUMP_NAME = re.compile(r"pageviews-(\d{8})-(\d{2})0000\.gz(\.part)?")
+_DUMP_NAME = re.compile(r"pageviews-(\d{8})-(\d{2})0000\.gz(\.part(?:-\d+-\d+-of-\d+)?)?")
 _TOTALS_NAME = re.compile(r"totals-(\d{8})-(\d{2})\.parquet")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?")
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}

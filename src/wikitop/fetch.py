@@ -1,10 +1,10 @@
 """Getting an hour's dump file: from the dump server, a mirror directory, or the cache.
 
-The dump server allows 3 connections per client, throttles each, answers 503
-when pushed and blocks generic User-Agents; hours appear late or never. So:
-one process-wide connection limit per host, resumable downloads with bounded
-retries and backoff, a file counts as fetched only once its length and gzip
-trailers check out, and "not published (yet)" is told apart from failure.
+Hours appear late or never, so "not published (yet)" is told apart from failure;
+a file counts as fetched only once its length and gzip trailers check out, and the
+cache keeps a record of each verified file. The HTTP side (connection limits,
+retries, resuming, byte ranges) is ``wikitop.download``, imported only when a
+source is a server.
 """
 
 from __future__ import annotations
@@ -14,23 +14,23 @@ import json
 import logging
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-import urllib3
 from isal import isal_zlib
 
 from wikitop import __version__
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
+
+if TYPE_CHECKING:
+    from wikitop.download import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ DEFAULT_USER_AGENT = (
     f"wikitop/{__version__} (https://github.com/wikitop/wikitop; wikitop@users.noreply.github.com)"
 )
 SERVER_CONNECTION_LIMIT = 3
-CHUNK_SIZE = 1 << 16
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -62,6 +61,19 @@ class CorruptFile(FetchError):
 
 class GaveUp(FetchError):
     """Transient failures (resets, stalls, 5xx, 429) went on longer than the retries allow."""
+
+
+def check_fetch_settings(user_agent: str, max_connections: int, allow_more_connections: bool) -> None:
+    """ValueError for settings the dump server would refuse or punish."""
+    if max_connections < 1:
+        raise ValueError("--max-connections must be at least 1")
+    if max_connections > SERVER_CONNECTION_LIMIT and not allow_more_connections:
+        raise ValueError(
+            f"the dump server allows {SERVER_CONNECTION_LIMIT} connections per client; "
+            "pass --allow-more-connections to use more against your own mirror"
+        )
+    if not user_agent.strip():
+        raise ValueError("the User-Agent cannot be empty: Wikimedia requires one with contact details")
 
 
 @dataclass(frozen=True)
@@ -184,352 +196,6 @@ class RetryPolicy:
             delay = min(2 * delay, max(self.poll_max, self.poll_interval))
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-def check_content_range(value: str | None, offset: int, content_length: str | None) -> int | None:
-    """Check a 206 answer to ``Range: bytes=OFFSET-``; returns the file's whole size if given.
-
-    Raises ValueError when the part is not the one asked for: another start, an end
-    short of the file's end, or a Content-Length that disagrees with the range.
-    """
-    match = _CONTENT_RANGE.fullmatch((value or "").strip())
-    if match is None:
-        raise ValueError(f"unreadable Content-Range {value!r}")
-    first, last = int(match[1]), int(match[2])
-    total = None if match[3] == "*" else int(match[3])
-    if first != offset or last < first:
-        raise ValueError(f"Content-Range {value!r} does not start at the requested byte {offset}")
-    if total is not None and last != total - 1:
-        raise ValueError(f"Content-Range {value!r} stops before the end of the file")
-    if content_length is not None and content_length.strip() != str(last - first + 1):
-        raise ValueError(f"Content-Length {content_length} disagrees with Content-Range {value!r}")
-    return total
-
-
-class HostLimiter:
-    """At most N requests at a time per host, across every thread that shares it."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
-
-    def slot(self, url: str) -> threading.BoundedSemaphore:
-        host = urlsplit(url).netloc
-        with self._lock:
-            if host not in self._semaphores:
-                self._semaphores[host] = threading.BoundedSemaphore(self.limit)
-            return self._semaphores[host]
-
-
-_sessions: dict[int, requests.Session] = {}
-_sessions_lock = threading.Lock()
-
-
-def _shared_session(connections_per_host: int) -> requests.Session:
-    """The process's HTTP session whose pools hold at most ``connections_per_host`` per host.
-
-    A server counts idle keep-alive connections like busy ones, so every Fetcher of
-    the process draws from the same blocking pools: together they can never hold
-    more than the limit open to one host.
-    """
-    with _sessions_lock:
-        if connections_per_host not in _sessions:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(
-                pool_connections=16, pool_maxsize=connections_per_host, pool_block=True, max_retries=0
-            )
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            _sessions[connections_per_host] = session
-        return _sessions[connections_per_host]
-
-
-def _forget_sessions() -> None:
-    global _sessions_lock
-    _sessions.clear()  # a forked child must not share the parent's sockets
-    _sessions_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_sessions)
-
-
-_CONNECTION_PREFIX = re.compile(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ")
-
-
-def _root_cause(error: BaseException) -> str:
-    """The innermost cause of a requests error, without urllib3's pool and connection
-    wrapping: "Failed to resolve 'host' (...)" rather than three nested reprs."""
-    while True:
-        inner = getattr(error, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
-        if inner is None:
-            return _CONNECTION_PREFIX.sub("", str(error))
-        error = inner
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Fetcher:
-    """HTTP access shared by every download of a process: limits, retries, User-Agent.
-
-    Safe to share between threads.
-    """
-
-    def __init__(
-        self,
-        user_agent: str = DEFAULT_USER_AGENT,
-        max_connections: int = SERVER_CONNECTION_LIMIT,
-        allow_more_connections: bool = False,
-        policy: RetryPolicy | None = None,
-    ):
-        if max_connections < 1:
-            raise ValueError("--max-connections must be at least 1")
-        if max_connections > SERVER_CONNECTION_LIMIT and not allow_more_connections:
-            raise ValueError(
-                f"the dump server allows {SERVER_CONNECTION_LIMIT} connections per client; "
-                "pass --allow-more-connections to use more against your own mirror"
-            )
-        if not user_agent.strip():
-            raise ValueError("the User-Agent cannot be empty: Wikimedia requires one with contact details")
-        self.user_agent = user_agent
-        self.max_connections = max_connections
-        self.policy = policy or RetryPolicy()
-        self.limiter = HostLimiter(max_connections)
-        self._hosts_without_head: set[str] = set()
-        self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
-
-    def _request(self, method: str, url: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
-        timeout = (self.policy.connect_timeout, self.policy.stall_timeout)
-        try:
-            return self.session.request(
-                method, url, headers={"User-Agent": self.user_agent, **(headers or {})},
-                timeout=timeout, allow_redirects=True, stream=stream,
-            )
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
-        except requests.RequestException as error:
-            raise FetchError(f"cannot request {url}: {error}") from None
-
-    def _check_status(self, response: requests.Response, url: str) -> None:
-        status = response.status_code
-        if status in (404, 410):
-            raise NotPublished(f"{url} does not exist ({status})")
-        if status in (408, 429) or status >= 500:
-            raise _Retryable(f"HTTP {status} from {url}", parse_retry_after(response.headers.get("Retry-After")))
-        if status == 403:
-            raise FetchError(f"HTTP 403 Forbidden from {url}{self._forbidden_hint(response, url)}")
-        if status not in (200, 206):
-            raise FetchError(f"HTTP {status} from {url}")
-
-    def _forbidden_hint(self, response: requests.Response, url: str) -> str:
-        body = " ".join(response.text[:200].split()) if response.request.method != "HEAD" else ""
-        if not body or "agent" in body.lower():
-            refusal = f" ({body!r}): the server refuses" if body else ": the server may be refusing"
-            return (
-                f"{refusal} the User-Agent {self.user_agent!r}. Wikimedia requires one that names the tool "
-                "and a contact, e.g. 'mytool/1.0 (https://example.org; me@example.org)'; "
-                "set it with --user-agent or WIKITOP_USER_AGENT"
-            )
-        hint = f" ({body!r})"
-        if urlsplit(url).scheme == "http":
-            hint += "; the dump server refuses plain http://, use https://"
-        return hint
-
-    def _with_retries(self, url: str, attempt: Callable[[], object], progress_mark: Callable[[], int] | None = None):
-        """Run ``attempt`` in a connection slot until it succeeds or the failures in a row exceed the retries."""
-        failures = 0
-        best_mark = progress_mark() if progress_mark else 0
-        while True:
-            try:
-                with self.limiter.slot(url):
-                    return attempt()
-            except _Retryable as error:
-                if progress_mark and (mark := progress_mark()) > best_mark:
-                    best_mark, failures = mark, 0
-                failures += 1
-                if failures > self.policy.retries:
-                    raise GaveUp(f"giving up on {url} after {failures} failed attempts in a row: {error}") from None
-                if error.retry_after is not None and error.retry_after > self.policy.backoff_max:
-                    raise GaveUp(
-                        f"{error}: the server asks to come back in {error.retry_after:.0f}s (Retry-After), "
-                        f"longer than the longest backoff of {self.policy.backoff_max:.0f}s"
-                    ) from None
-                delay = self.policy.delay(failures, error.retry_after)
-                log.warning("%s; retrying in %.1fs (%d/%d)", error, delay, failures, self.policy.retries)
-                time.sleep(delay)
-
-    def exists(self, url: str) -> bool:
-        """A HEAD request: True if the file is there, False on 404.
-
-        A host that does not do HEAD (405, 501) is asked for the first byte instead, from
-        then on; the connection is closed without reading more, whatever the server sends.
-        """
-        host = urlsplit(url).netloc
-
-        def head() -> bool:
-            if host not in self._hosts_without_head:
-                with self._request("HEAD", url) as response:
-                    if response.status_code not in (405, 501):
-                        return is_there(response)
-                self._hosts_without_head.add(host)
-            with self._request("GET", url, headers={"Range": "bytes=0-0"}, stream=True) as response:
-                return is_there(response)
-
-        def is_there(response: requests.Response) -> bool:
-            try:
-                self._check_status(response, url)
-            except NotPublished:
-                return False
-            return True
-
-        return self._with_retries(url, head)
-
-    def get_bytes(self, url: str) -> bytes:
-        def get() -> bytes:
-            with self._request("GET", url) as response:
-                self._check_status(response, url)
-                try:
-                    return response.content
-                except requests.RequestException as error:
-                    raise _Retryable(f"download of {url} broke off: {_root_cause(error)}") from None
-
-        return self._with_retries(url, get)
-
-    def download(self, url: str, target: Path, progress: ProgressCallback | None = None) -> GzipSummary:
-        """Download url to target, resuming a partial ``target.part``; the file appears at
-        ``target`` only complete and verified.
-
-        A file that fails verification (its length, CRC or gzip structure) is fetched
-        again from zero, up to ``policy.refetches`` times.
-        """
-        partial = target.with_name(target.name + ".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fetches = 0
-        while True:
-            fetches += 1
-            transfer = _Transfer(self, url, partial, progress)
-            try:
-                self._with_retries(url, transfer.attempt, progress_mark=transfer.received)
-                summary = transfer.finish(target.name)
-            except CorruptFile as error:
-                empty = transfer.received() == 0
-                partial.unlink(missing_ok=True)
-                if fetches > self.policy.refetches:
-                    if empty:
-                        raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
-                    raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
-                log.warning("%s: %s; fetching it again", url, error)
-                continue
-            os.replace(partial, target)
-            return summary
-
-
-class _Transfer:
-    """One fetch of a file into ``partial``, resumed with Range requests over as many attempts as it takes.
-
-    The bytes are verified as they arrive, so that a connection is never idle while a
-    finished file is checked, and a corrupt one is dropped at the first bad byte.
-    """
-
-    def __init__(self, fetcher: Fetcher, url: str, partial: Path, progress: ProgressCallback | None):
-        self.fetcher = fetcher
-        self.url = url
-        self.partial = partial
-        self.progress = progress
-        self.total: int | None = None  # the whole file's size, as first announced
-        self.verifier: StreamVerifier | None = None
-
-    def received(self) -> int:
-        try:
-            return self.partial.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def finish(self, name: str) -> GzipSummary:
-        return (self.verifier or StreamVerifier()).finish(name)
-
-    def _restart(self, reason: str) -> _Retryable:
-        self.partial.unlink(missing_ok=True)
-        self.total = None
-        self.verifier = None
-        return _Retryable(f"{self.url}: {reason}; starting again from byte 0")
-
-    def attempt(self) -> None:
-        url, offset = self.url, self.received()
-        # identity: a server or proxy that gzips the .gz again must not get it decoded for us.
-        headers = {"Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
-            if response.status_code == 416 and offset:
-                raise self._restart(f"the server cannot resume at byte {offset} (416)")
-            self.fetcher._check_status(response, url)
-            length = response.headers.get("Content-Length")
-            if response.status_code == 206:
-                if not offset:
-                    raise self._restart("answered 206 to a request without Range")
-                try:
-                    total = check_content_range(response.headers.get("Content-Range"), offset, length)
-                except ValueError as error:
-                    raise self._restart(f"bad resume ({error})") from None
-                if self.total is not None and total is not None and total != self.total:
-                    raise self._restart(f"the file is now {total} bytes, not {self.total}")
-                mode = "ab"
-                if self.verifier is None or self.verifier.size != offset:  # a .part left by an earlier run
-                    self.verifier = StreamVerifier()
-                    self.verifier.feed_file(self.partial)
-            else:
-                if offset:
-                    log.info("%s ignored the Range request; downloading it again from byte 0", url)
-                offset = 0
-                total = int(length) if length and length.strip().isdigit() else None
-                mode = "wb"
-                self.verifier = StreamVerifier()
-            self.total = total if total is not None else self.total
-            done = self._receive(response, mode, offset)
-        if self.total is not None and done != self.total:
-            raise _Retryable(f"download of {url} stopped at byte {done} of {self.total}")
-
-    def _receive(self, response: requests.Response, mode: str, done: int) -> int:
-        with open(self.partial, mode) as handle:
-            while True:
-                try:
-                    # read1: whatever has arrived, so that a stall or reset loses no received byte.
-                    chunk = response.raw.read1(CHUNK_SIZE, decode_content=False)
-                except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
-                    raise _Retryable(f"download of {self.url} broke off at byte {done}: {_root_cause(error)}") from None
-                if not chunk:
-                    return done
-                handle.write(chunk)
-                self.verifier.feed(chunk)
-                done += len(chunk)
-                if self.progress:
-                    self.progress(done, self.total)
-
-
 @dataclass(frozen=True)
 class DumpFile:
     """A verified local copy (or mirror file) of one hour's dump."""
@@ -618,7 +284,10 @@ def check_cached(dump: Path) -> GzipSummary | None:
 class DumpStore:
     """Finds an hour's file in the sources, in order, through the cache. Safe to share between threads."""
 
-    def __init__(self, sources: Sequence[str], cache_dir: Path, fetcher: Fetcher | None = None):
+    def __init__(
+        self, sources: Sequence[str], cache_dir: Path, fetcher: Fetcher | Callable[[], Fetcher] | None = None
+    ):
+        """``fetcher``: the HTTP client for servers, or a function that makes it when first needed."""
         if not sources:
             raise ValueError("no source given")
         for source in sources:
@@ -634,7 +303,11 @@ class DumpStore:
     def fetcher(self) -> Fetcher:
         with self._lock:
             if self._fetcher is None:
+                from wikitop.download import Fetcher
+
                 self._fetcher = Fetcher()
+            elif callable(self._fetcher):
+                self._fetcher = self._fetcher()
             return self._fetcher
 
     def cached_path(self, hour: datetime) -> Path:
@@ -706,9 +379,9 @@ class DumpStore:
 
     def prefetch(self, hour: datetime, wait_seconds: float = 0.0) -> Future[DumpFile]:
         """Fetch in the background, at most as many hours at once as connections are allowed."""
+        workers = self.fetcher.max_connections
         with self._lock:
             if self._prefetcher is None:
-                workers = self._fetcher.max_connections if self._fetcher else SERVER_CONNECTION_LIMIT
                 self._prefetcher = ThreadPoolExecutor(workers, thread_name_prefix="prefetch")
             return self._prefetcher.submit(self.fetch, hour, None, wait_seconds)
 
@@ -758,6 +431,6 @@ class DumpStore:
     def _from_http(self, source: str, hour: datetime, progress: ProgressCallback | None) -> DumpFile:
         url = self.url(source, hour)
         target = self.cached_path(hour)
-        summary = self.fetcher.download(url, target, progress)
+        summary = self.fetcher.download(url, target, progress, priority=hour.timestamp())
         write_record(target, url, summary)
         return DumpFile(target, target.name, summary.size, url, summary.lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from isal import igzip
 
-PIECE_SIZE = 32 << 20
+PIECE_SIZE = 8 << 20
 
 
 class CorruptDump(RuntimeError):

