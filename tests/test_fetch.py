@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -311,3 +313,12 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
     assert found == {("dumps", 2, "verified"), ("dumps", 3, "unverified"), ("dumps", 4, "partial"),
                      ("dumps", 5, "partial"), ("totals", 2, "kept")}
     assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}
+
+
+def test_the_http_client_is_imported_only_when_a_server_is_asked():
+    """A run from a mirror or the cache does not pay for importing requests and urllib3."""
+    check = (
+        "import sys, wikitop.cli, wikitop.runner, wikitop.cache; "
+        "assert not {'requests', 'urllib3'} & set(sys.modules), sorted({'requests', 'urllib3'} & set(sys.modules))"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from types import NoneType
 from urllib.parse import urlsplit
 
 import requests
@@ -579,7 +578,8 @@ class _RangedTransfer:
             wait(fetches, return_when=FIRST_EXCEPTION)
             self._stop.set()
         # The error of the range that failed, not the _Stopped it caused in the others.
-        failure = next((f.exception() for f in fetches if not isinstance(f.exception(), (_Stopped, NoneType))), None)
+        errors = [f.exception() for f in fetches if f.exception() is not None]
+        failure = next((error for error in errors if not isinstance(error, _Stopped)), None)
         if failure is not None:
             raise failure
         return self._join(name)
