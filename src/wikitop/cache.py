@@ -1,10 +1,11 @@
 """What the cache holds, and pruning it.
 
 The cache directory holds two kinds of files: downloaded dumps under
-``pageviews/`` (each with a JSON record written once it was verified, and
-``.part`` files, one per byte range for a download in ranges, still to be resumed) and the hourly page totals
-under ``totals/`` (Parquet, written by days and windows, cheap to keep and
-costly to rebuild without the dumps).
+``pageviews/`` (each with a JSON record written once it was verified, and the
+``.part`` files of downloads still to be resumed, one per byte range for a
+download in ranges) and the hourly page totals under ``totals/`` (Parquet,
+written by days and windows, cheap to keep and costly to rebuild without the
+dumps).
 """
 
 from __future__ import annotations
