@@ -526,7 +526,9 @@ class _Range:
 
 class _RangedTransfer:
     """One fetch of a file of known size in byte ranges, each over its own connection and
-    resumed on its own; once all have arrived they are joined into ``partial`` and verified.
+    resumed on its own; once all have arrived they are joined into ``partial``. The first
+    range is verified as it arrives and the others as they are joined, so that only two
+    thirds of the file are checked after its last byte.
 
     A range's file is named after its bytes and the file's size
     (``….gz.part-1000-1999-of-3000``), so that a rerun resumes exactly what fits.
@@ -557,6 +559,7 @@ class _RangedTransfer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._arrived = self.received()
+        self._verifier = StreamVerifier()  # of the bytes of the first range so far
 
     @staticmethod
     def remove_ranges(partial: Path, keep: set[Path] = frozenset()) -> None:
@@ -591,6 +594,11 @@ class _RangedTransfer:
         )
 
     def _attempt(self, part: _Range) -> None:
+        first_range = part is self.ranges[0]
+        if first_range and self._verifier.size != part.received():  # left by an earlier run
+            self._verifier = StreamVerifier()
+            if part.path.exists():
+                self._verifier.feed_file(part.path)
         offset = part.first + part.received()
         if offset > part.last:
             return
@@ -613,11 +621,14 @@ class _RangedTransfer:
             if total is not None and total != self.total:
                 raise CorruptFile(f"the file changed size while being fetched ({self.total} -> {total} bytes)")
             with open(part.path, "ab") as handle:
-                done = _receive(response, url, handle, offset, self._arrive)
+                verifier = self._verifier if first_range else None
+                done = _receive(response, url, handle, offset, lambda chunk: self._arrive(chunk, verifier))
         if done != part.last + 1:
             raise _Retryable(f"download of {url} stopped at byte {done} of its range {part.first}-{part.last}")
 
-    def _arrive(self, chunk: bytes) -> None:
+    def _arrive(self, chunk: bytes, verifier: StreamVerifier | None) -> None:
+        if verifier is not None:
+            verifier.feed(chunk)
         if self._stop.is_set():
             raise _Stopped
         with self._lock:
@@ -626,12 +637,13 @@ class _RangedTransfer:
                 self.progress(self._arrived, self.total)
 
     def _join(self, name: str) -> GzipSummary:
-        verifier = StreamVerifier()
-        with open(self.partial, "wb") as joined:
-            for part in self.ranges:
+        first, *others = self.ranges
+        os.replace(first.path, self.partial)
+        with open(self.partial, "ab") as joined:
+            for part in others:
                 with open(part.path, "rb") as source:
                     while chunk := source.read(1 << 20):
-                        verifier.feed(chunk)
+                        self._verifier.feed(chunk)
                         joined.write(chunk)
         self.remove_ranges(self.partial)
-        return verifier.finish(name)
+        return self._verifier.finish(name)
