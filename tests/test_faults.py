@@ -418,9 +418,8 @@ def test_a_big_file_is_fetched_in_ranges_over_every_connection(server, tmp_path,
     dump = fetch_in_ranges(server, tmp_path / "cache")
     assert dump.path.read_bytes() == small_hour.read_bytes() and dump.size == size
     assert server.requests[0].method == "HEAD"
-    third = size // 3
-    assert ranges_asked(server) == [f"bytes=0-{third - 1}", f"bytes={third}-{2 * third - 1}",
-                                    f"bytes={2 * third}-{size - 1}"]
+    bounds = [size * i // 3 for i in range(4)]  # thirds
+    assert ranges_asked(server) == [f"bytes={first}-{end - 1}" for first, end in pairwise(bounds)]
     assert {r.status for r in gets(server)} == {206}
     assert overlapping_gets(server) == 3 and server.peak_connections <= 3
     assert range_files(tmp_path / "cache") == []
@@ -467,7 +466,7 @@ def test_ranges_left_by_a_killed_run_are_resumed(server, tmp_path, small_hour):
     size = len(data)
     folder = tmp_path / "cache" / "pageviews" / Path(FILE).parent
     folder.mkdir(parents=True)
-    bounds = [0, size // 3, 2 * (size // 3), size]
+    bounds = [size * i // 3 for i in range(4)]
     for first, end in pairwise(bounds):
         (folder / f"{Path(FILE).name}.part-{first}-{end - 1}-of-{size}").write_bytes(data[first : first + 1000])
     stale = folder / f"{Path(FILE).name}.part-0-99-of-{size + 1}"
