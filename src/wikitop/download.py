@@ -132,7 +132,13 @@ class _Slots:
         ticket = (priority, next(self._tickets))
         with self._changed:
             heapq.heappush(self._waiting, ticket)
-            self._changed.wait_for(lambda: self._free > 0 and self._waiting[0] == ticket)
+            try:
+                self._changed.wait_for(lambda: self._free > 0 and self._waiting[0] == ticket)
+            except BaseException:  # interrupted: the ticket must not block those behind it
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._changed.notify_all()
+                raise
             heapq.heappop(self._waiting)
             self._free -= 1
             self._changed.notify_all()
