@@ -9,7 +9,10 @@ bytes of each response unthrottled (and a file fetched in byte ranges is several
 responses), the table also gives the bound for the bytes that were throttled.
 
     .venv/bin/python bench/bench_fetch.py [--hours 6] [--lines 600000] [--rate 2e6] [--throttle-after 1048576]
-                                          [--runs 3]
+                                          [--connections 3] [--runs 3]
+
+With --hours 1 and --connections 1 or 3 it shows what fetching one file in byte ranges
+over three connections gains over one stream.
 """
 
 from __future__ import annotations
@@ -46,10 +49,11 @@ def build_site(site: Path, hours: list[datetime], lines: int) -> list[int]:
     return sizes
 
 
-def fetch_all(server: DumpServer, hours: list[datetime], cache: Path) -> float:
-    """Seconds to fetch every hour, 3 at once through DumpStore.prefetch, into an empty cache."""
+def fetch_all(server: DumpServer, hours: list[datetime], cache: Path, connections: int) -> float:
+    """Seconds to fetch every hour through DumpStore.prefetch (as many at once as connections),
+    into an empty cache."""
     shutil.rmtree(cache, ignore_errors=True)
-    store = DumpStore([server.url], cache, Fetcher())
+    store = DumpStore([server.url], cache, Fetcher(max_connections=connections))
     started = time.monotonic()
     futures = [store.prefetch(hour) for hour in hours]
     for future in futures:
@@ -66,23 +70,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=2e6, help="bytes/s per connection after its first MiB")
     parser.add_argument("--throttle-after", type=int, default=THROTTLE_AFTER_BYTES,
                         help="bytes of each response sent unthrottled")
+    parser.add_argument("--connections", type=int, default=3, help="connections the client may open (1 to 3)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--site", type=Path, default=Path(tempfile.gettempdir()) / "wikitop-bench-fetch",
-                        help="where the generated hours are kept between runs")
+    parser.add_argument("--site", type=Path, default=None,
+                        help="where the generated hours are kept between runs (default: a folder per --lines)")
     args = parser.parse_args(argv)
+    args.site = args.site or Path(tempfile.gettempdir()) / f"wikitop-bench-fetch-{args.lines}"
 
     hours = [FIRST_HOUR + timedelta(hours=i) for i in range(args.hours)]
     sizes = build_site(args.site / "site", hours, args.lines)
     total = sum(sizes)
-    connections = 3
+    connections = args.connections
     bound = total / (connections * args.rate)
 
     times, throttled_bytes = [], []
-    with DumpServer(args.site / "site", max_connections=connections, rate_bytes_per_s=args.rate,
+    with DumpServer(args.site / "site", max_connections=3, rate_bytes_per_s=args.rate,
                     throttle_after_bytes=args.throttle_after) as server:
         for run in range(1, args.runs + 1):
             server.reset_stats()
-            seconds = fetch_all(server, hours, args.site / "cache")
+            seconds = fetch_all(server, hours, args.site / "cache", connections)
             times.append(seconds)
             throttled_bytes.append(sum(max(0, r.bytes_sent - args.throttle_after) for r in server.requests))
             print(f"run {run}: {seconds:.2f} s, peak {server.peak_connections} connections, "
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         ("per-connection rate", f"{args.rate / 1e6:.2f} MB/s after {args.throttle_after:,} bytes of each response, "
                                 f"{connections} connections"),
         ("wall time (median)", f"{median:.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times)})"),
-        ("bound: bytes / (3 x rate)", f"{bound:.2f} s   wall / bound = {median / bound:.2f}"),
+        (f"bound: bytes / ({connections} x rate)", f"{bound:.2f} s   wall / bound = {median / bound:.2f}"),
         ("bound, throttled bytes only", f"{throttled_bound:.2f} s   wall / bound = {median / throttled_bound:.2f}"),
         ("throughput", f"{total / median / 1e6:.2f} MB/s of {connections * args.rate / 1e6:.2f} MB/s"),
     ]
