@@ -436,6 +436,14 @@ def _receive(response: requests.Response, url: str, handle, done: int, on_chunk:
         on_chunk(chunk)
 
 
+def _size(path: Path) -> int:
+    """Bytes received so far into path (0 before the first)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 class _Transfer:
     """One fetch of a file into ``partial`` in one stream, resumed with Range requests over
     as many attempts as it takes.
@@ -458,10 +466,7 @@ class _Transfer:
         return (self.verifier or StreamVerifier()).finish(name)
 
     def received(self) -> int:
-        try:
-            return self.partial.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return _size(self.partial)
 
     def discard(self) -> None:
         self.partial.unlink(missing_ok=True)
@@ -524,10 +529,7 @@ class _Range:
     path: Path
 
     def received(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        return _size(self.path)
 
 
 class _RangedTransfer:

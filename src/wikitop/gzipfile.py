@@ -13,6 +13,8 @@ from pathlib import Path
 
 from isal import igzip
 
+# Below glibc's largest mmap threshold (32 MB), so that a freed piece's memory is reused for
+# the next instead of being unmapped and mapped and zeroed anew (1 s of kernel time an hour).
 PIECE_SIZE = 8 << 20
 
 

@@ -148,7 +148,7 @@ def _csv_bytes(table: pa.Table) -> bytes:
         return header
     lines = lines.cast(pa.large_string())
     offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset : lines.offset + len(lines) + 1]
-    return header + lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
+    return header + lines.buffers()[2].slice(offsets[0], offsets[-1] - offsets[0]).to_pybytes()
 
 
 def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:

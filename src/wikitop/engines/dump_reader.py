@@ -142,6 +142,7 @@ def _pair_order(table: pa.Table, in_file_order: bool) -> PairOrder:
     breaks = pc.indices_nonzero(pc.invert(increasing)).to_pylist()
     if len(breaks) > MAX_ORDER_BREAKS:
         return PairOrder(False)
+
     def may_be_good(row: int) -> bool:
         return _may_be_good(domain_codes[row].as_py(), counts[row].as_py())
 
