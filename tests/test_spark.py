@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import windows
 from conftest import HOUR, wikitop_env
-from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist
+from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist, parse_blacklist
 from wikitop.engines import TOTALS_SCHEMA, BadInput
 from wikitop.engines.duckdb_engine import DuckDBEngine
 from wikitop.publish import serialize
@@ -74,10 +75,8 @@ def assert_same_answers(duckdb_result, spark_result) -> None:
     for fmt in ("csv", "parquet"):
         assert serialize(spark_result.table, fmt) == serialize(duckdb_result.table, fmt), fmt
     assert spark_result.lines == duckdb_result.lines
-    assert (spark_result.pages, spark_result.blacklisted_pages) == (
-        duckdb_result.pages,
-        duckdb_result.blacklisted_pages,
-    )
+    counts = ("pages", "blacklisted_pages", "page_hours")
+    assert [getattr(spark_result, name) for name in counts] == [getattr(duckdb_result, name) for name in counts]
 
 
 def test_real_hour(both_engines, real_hour, blacklist):
@@ -140,6 +139,15 @@ def test_window_from_hourly_totals_written_by_either_engine(
     for totals in (duckdb_totals, spark_totals):
         assert_same_answers(expected, spark_engine.process_totals(totals, blacklist, 25, ties))
     assert_same_answers(expected, DuckDBEngine().process_totals(spark_totals, blacklist, 25, ties))
+
+
+@pytest.mark.parametrize("ties", ["rank", "dense"])
+def test_window_sums_the_pages_never_among_an_hours_busiest(spark_engine, tmp_path, ties):
+    paths = windows.write_hours(tmp_path, windows.tricky_hours())
+    blacklist = parse_blacklist(windows.BLACKLIST_LINES, "test")
+    expected = DuckDBEngine().process_totals(paths, blacklist, windows.TOP, ties)
+    assert_same_answers(expected, spark_engine.process_totals(paths, blacklist, windows.TOP, ties))
+    assert ("steady.x", "Steady", 1200, 1) in [tuple(row.values()) for row in expected.table.to_pylist()]
 
 
 def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, generated_hour, tmp_path):

@@ -216,8 +216,13 @@ class Wikitop:
                 {"file": d.name, "source": d.source, "bytes": d.size, "lines": d.lines} for d in dumps
             ],
             "lines": result.lines.metadata() if result.lines else None,
-            "blacklist": dict(self.blacklist.metadata(), removed_pages=result.blacklisted_pages),
-            "pages": result.pages,
+            "blacklist": self.blacklist.metadata() | _known(removed_pages=result.blacklisted_pages),
+            **_known(pages=result.pages, page_hours=result.page_hours),
             "rows": table.num_rows,
             "domains": len(set(table.column("domain_code").to_pylist())),
         }
+
+
+def _known(**counts: int | None) -> dict:
+    """The counts an engine made (an hour's are not a window's)."""
+    return {name: count for name, count in counts.items() if count is not None}

@@ -66,12 +66,23 @@ class DuckDBEngine:
 
     def process_totals(self, totals_paths, blacklist, top, ties):
         files = "[" + ", ".join(_sql_string(str(p)) for p in totals_paths) + "]"
+        hours = len(totals_paths)
         with self._connect() as con:
             con.execute(
-                f"CREATE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM read_parquet({files})"
+                "CREATE TEMP VIEW hourly_totals AS SELECT domain_code, page_title, views"
+                f" FROM read_parquet({files})"
             )
-            con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
-            return self._top(con, blacklist, top, ties)
+            [(page_hours,)] = con.sql("SELECT count(*) FROM hourly_totals").fetchall()
+            con.register("blacklist", blacklist.table)
+            con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
+            self._match_blacklist(con)
+            con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
+            con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
+            con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
+            con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
+            self._match_blacklist(con)
+            table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+            return EngineResult(table=table, page_hours=page_hours)
 
     def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair (known when the
@@ -87,12 +98,17 @@ class DuckDBEngine:
 
     def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
         con.register("blacklist", blacklist.table)
-        con.execute("CREATE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
-        con.execute("CREATE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
+        self._match_blacklist(con)
         [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
         [(blacklisted,)] = con.sql("SELECT count(*) FROM blacklisted_pages").fetchall()
         table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
         return EngineResult(table=table, pages=pages, blacklisted_pages=blacklisted)
+
+    @staticmethod
+    def _match_blacklist(con) -> None:
+        """The retitled_pages and blacklisted_pages tables of the current page_totals."""
+        con.execute("CREATE OR REPLACE TEMP TABLE retitled_pages AS " + render("retitled_pages"))
+        con.execute("CREATE OR REPLACE TEMP TABLE blacklisted_pages AS " + render("blacklisted_pages"))
 
     def close(self) -> None:
         shutil.rmtree(self.spill_dir, ignore_errors=True)

@@ -156,15 +156,34 @@ class SparkEngine:
 
     def process_totals(self, totals_paths, blacklist, top, ties):
         spark = self.spark
-        spark.read.parquet(*(_spark_path(Path(p)) for p in totals_paths)).select(
+        hours = len(totals_paths)
+        hourly_totals = spark.read.parquet(*(_spark_path(Path(p)) for p in totals_paths)).select(
             "domain_code", "page_title", "views"
-        ).createOrReplaceTempView("pageviews")
-        page_totals = spark.sql(render("page_totals")).persist()
+        )
+        hourly_totals.createOrReplaceTempView("hourly_totals")
+        self._register_blacklist(blacklist)
+        cached = []
         try:
+            seeds = spark.sql(render("window_seeds", top=top, hours=hours)).persist()
+            cached.append(seeds)
+            seeds.createOrReplaceTempView("page_totals")
+            cached.append(self._match_blacklist())
+            spark.sql(render("top_pages", top=top, ties=ties)).createOrReplaceTempView("seed_top")
+            # A row per domain code, brought to the driver and back: the queries that follow
+            # then plan over these rows instead of the seeds' whole lineage (which, inlined
+            # into each of them, filled the JVM's code cache).
+            bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
+            spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
+            spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
+            page_totals = spark.sql(render("page_totals")).persist()
+            cached.append(page_totals)
             page_totals.createOrReplaceTempView("page_totals")
-            return self._top(page_totals.count(), blacklist, top, ties)
+            cached.append(self._match_blacklist())
+            table = spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
+            return EngineResult(table=_as_result(table), page_hours=hourly_totals.count())
         finally:
-            page_totals.unpersist()
+            for frame in cached:
+                frame.unpersist()
 
     def _line_report(self) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair."""
@@ -180,17 +199,23 @@ class SparkEngine:
         return report, unique_pairs
 
     def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
-        spark = self.spark
         self._register_blacklist(blacklist)
-        spark.sql(render("retitled_pages")).createOrReplaceTempView("retitled_pages")
-        blacklisted_pages = spark.sql(render("blacklisted_pages")).persist()
+        blacklisted_pages = self._match_blacklist()
         try:
-            blacklisted_pages.createOrReplaceTempView("blacklisted_pages")
             blacklisted = blacklisted_pages.count()
-            table = spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
+            table = self.spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
         finally:
             blacklisted_pages.unpersist()
         return EngineResult(table=_as_result(table), pages=pages, blacklisted_pages=blacklisted)
+
+    def _match_blacklist(self) -> DataFrame:
+        """The retitled_pages and blacklisted_pages views of the current page_totals; the
+        latter cached (the caller unpersists it)."""
+        spark = self.spark
+        spark.sql(render("retitled_pages")).createOrReplaceTempView("retitled_pages")
+        blacklisted_pages = spark.sql(render("blacklisted_pages")).persist()
+        blacklisted_pages.createOrReplaceTempView("blacklisted_pages")
+        return blacklisted_pages
 
     def _register_blacklist(self, blacklist: Blacklist) -> None:
         """The blacklist relation, cached while the same list is used (a range's hours).

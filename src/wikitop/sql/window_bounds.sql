@@ -1,0 +1,11 @@
+-- Per domain code, a total that the last place of the window's list reaches for sure.
+--
+-- Input  seed_top: top_pages.sql run over window_seeds.sql, blacklist applied.
+-- Output (domain_code, min_total), only for domain codes whose seed list is full: it has
+--        ${top} pages (${top} distinct view counts with ties 'dense') whose totals are at
+--        least their seed sums, so at least the lowest of those sums. A domain code without
+--        a full seed list has no bound.
+SELECT domain_code, MIN(views) AS min_total
+FROM seed_top
+GROUP BY domain_code
+HAVING CASE WHEN '${ties}' = 'dense' THEN COUNT(DISTINCT views) ELSE COUNT(*) END >= ${top}

@@ -1,0 +1,23 @@
+-- The hourly rows of the pages that can make a window's list: the input of page_totals.sql
+-- for a window, so that only these pages are summed and ranked instead of every page.
+--
+-- Input  hourly_totals(domain_code, page_title, views): the page totals of ${hours} hours,
+--        a page at most once per hour;
+--        window_bounds(domain_code, min_total) (window_bounds.sql).
+-- Output (domain_code, page_title, views): every hourly row of each page that has an hour
+--        with at least min_total / ${hours} views, or whose domain code has no bound.
+--
+-- Sound because a page whose total reaches min_total over ${hours} hours has an hour with
+-- at least min_total / ${hours} views; the pages ranked above any listed page pass too, so
+-- ranks among these pages are ranks among all pages.
+SELECT t.domain_code, t.page_title, t.views
+FROM hourly_totals AS t
+JOIN (
+    SELECT DISTINCT h.domain_code, h.page_title
+    FROM hourly_totals AS h
+    LEFT JOIN window_bounds AS b
+      ON b.domain_code = h.domain_code
+    WHERE b.min_total IS NULL OR h.views * ${hours} >= b.min_total
+) AS c
+  ON c.domain_code = t.domain_code
+ AND c.page_title = t.page_title

@@ -1,0 +1,102 @@
+"""Hourly page totals built to trip a window that sums only some pages (test_windows.py,
+test_spark.py): the page that wins a window may never be among any hour's most viewed."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wikitop.engines import TOTALS_SCHEMA
+
+Hours = list[dict[tuple[str, str], int]]
+
+HOURS = 20
+# The lists these hours are built for: a top 3. Their blacklist, as the file's lines.
+TOP = 3
+BLACKLIST_LINES = b"bl.x Hot_1\nbl.x Hot_2\nbl.x Hot 3\n"
+
+
+def tricky_hours() -> Hours:
+    """20 hours of pages, per domain code:
+
+    - steady.x: 5 spikes of 1000 views in one hour each and 80 fillers of 70 views in one
+      hour each fill the hours' busiest rows, while Steady (60 views an hour, 1200 in all)
+      wins, At_bound (50 an hour: 1000, the seeds' third sum exactly) ties the spikes and
+      Below (49 an hour, 980) stays out;
+    - bl.x: blacklisted pages of 5000 views (one written %-encoded) lead the hours; a bound
+      taken before the blacklist would drop Steady (100 an hour, 2000, first);
+    - dense.x: 61 pages of 1000 views in one hour each are the seeds, a single distinct
+      sum; with ties 'dense' that is no full list, and Slow (40 an hour, 800) comes second;
+    - small.x: two pages, fewer than a full list; zero.x: pages of 0 views.
+    """
+    hours: Hours = [defaultdict(int) for _ in range(HOURS)]
+    for h in range(HOURS):
+        hours[h]["steady.x", "Steady"] = 60
+        hours[h]["steady.x", "At_bound"] = 50
+        hours[h]["steady.x", "Below"] = 49
+        hours[h]["bl.x", "Steady"] = 100
+        hours[h]["zero.x", f"Zero_{h % 4}"] = 0
+        hours[h]["dense.x", "Slow"] = 40
+        for filler in range(4):
+            hours[h]["steady.x", f"Filler_{h}_{filler}"] = 70
+            hours[h]["bl.x", f"Filler_{h}_{filler}"] = 70
+    for spike in range(5):
+        hours[spike]["steady.x", f"Spike_{spike}"] = 1000
+    for spike in range(3):
+        hours[10 + spike]["bl.x", f"Spike_{spike}"] = 1500
+    for spike in range(61):
+        hours[spike % HOURS]["dense.x", f"Spike_{spike}"] = 1000
+    hours[1]["bl.x", "Hot_1"] = 5000
+    hours[2]["bl.x", "Hot_2"] = 5000
+    hours[3]["bl.x", "Hot%5F3"] = 5000
+    hours[4]["small.x", "One"] = 7
+    hours[5]["small.x", "Two"] = 3
+    return hours
+
+
+def random_hours(seed: int, hours: int) -> Hours:
+    """Hours of heavy-tailed views over pages that come back from hour to hour, with ties."""
+    rng = random.Random(seed)
+    domains = [f"d{d}.x" for d in range(rng.randint(1, 6))]
+    pages = {domain: [f"P{p}" for p in range(rng.randint(1, 120))] for domain in domains}
+    window: Hours = []
+    for _ in range(hours):
+        hour: dict[tuple[str, str], int] = {}
+        for domain in domains:
+            for title in rng.sample(pages[domain], rng.randint(0, len(pages[domain]))):
+                hour[domain, title] = int(rng.paretovariate(1.1)) - 1
+        window.append(hour)
+    return window
+
+
+def write_hours(folder: Path, hours: Hours) -> list[Path]:
+    """Each hour as the lake keeps it: one Parquet file, a page at most once, in no order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, hour in enumerate(hours):
+        rows = list(hour.items())
+        random.Random(number).shuffle(rows)
+        table = pa.table(
+            {
+                "domain_code": [domain for (domain, _), _ in rows],
+                "page_title": [title for (_, title), _ in rows],
+                "views": [views for _, views in rows],
+            },
+            schema=TOTALS_SCHEMA,
+        )
+        path = folder / f"totals-{number:03d}.parquet"
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths
+
+
+def summed(hours: Hours) -> dict[tuple[str, str], int]:
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for hour in hours:
+        for pair, views in hour.items():
+            totals[pair] += views
+    return totals
