@@ -164,14 +164,14 @@ class SparkEngine:
         self._register_blacklist(blacklist)
         cached = []
         try:
-            seeds = spark.sql(render("window_seeds", top=top, hours=hours)).persist()
-            cached.append(seeds)
+            # Checkpointed, not cached: Spark does not match a cached query that has a WITH
+            # to the views built on it, and recomputed the seeds for each of them.
+            seeds = spark.sql(render("window_seeds", top=top, hours=hours)).localCheckpoint()
             seeds.createOrReplaceTempView("page_totals")
             cached.append(self._match_blacklist())
             spark.sql(render("top_pages", top=top, ties=ties)).createOrReplaceTempView("seed_top")
-            # A row per domain code, brought to the driver and back: the queries that follow
-            # then plan over these rows instead of the seeds' whole lineage (which, inlined
-            # into each of them, filled the JVM's code cache).
+            # A row per domain code, brought to the driver and back, so that the queries that
+            # follow plan over these rows instead of inlining the ranking of the seeds.
             bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
             spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
             spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
