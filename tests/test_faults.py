@@ -545,6 +545,20 @@ def test_range_command_keeps_to_three_connections(cli, tmp_path, small_hour):
     assert len(list(out.rglob("_SUCCESS"))) == len(hours)
 
 
+def test_hours_fetched_together_come_one_after_the_other(tmp_path, small_hour):
+    """Each hour over every connection, the earliest first, even when a later hour's HEAD
+    is answered first: the range runner computes hours in order."""
+    hours = consecutive_hours(3)
+    with DumpServer(serve_hours(tmp_path, small_hour, len(hours)).root) as server:
+        server.add_faults(".gz", Fault.slow(400_000, count=3 * len(hours)))
+        store = DumpStore([server.url], tmp_path / "cache", Fetcher(min_segment_bytes=RANGE_BYTES))
+        with ThreadPoolExecutor(len(hours)) as pool:
+            list(pool.map(store.fetch, reversed(hours)))
+        started = [r.path for r in sorted(gets(server), key=lambda r: r.started)]
+    assert len(started) == 3 * len(hours)
+    assert started == sorted(started)  # file names sort as their hours
+
+
 def test_cache_list_and_prune(cli, server, tmp_path):
     cache = tmp_path / "cache"
     result = cli("range", "2020-01-22T02", "2020-01-22T02", "--source", server.url, "--out", tmp_path / "out",

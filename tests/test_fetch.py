@@ -221,6 +221,30 @@ def test_a_freed_connection_slot_goes_to_the_lowest_priority_waiting():
     assert served == [1.0, 1.0, 2.0, 3.0]
 
 
+def test_a_download_lining_up_holds_back_later_requests_only():
+    slots = HostLimiter(3).slots("https://a.org/x")
+    served = []
+
+    def wait_for_slot(priority: float) -> None:
+        with slots.taken(priority):
+            served.append(priority)
+
+    with slots.lining_up(2.0) as in_line:
+        later = threading.Thread(target=wait_for_slot, args=(3.0,))
+        later.start()
+        for priority in (1.0, 2.0):  # earlier and equal priorities go while slots are free
+            wait_for_slot(priority)
+        time.sleep(0.05)
+        assert served == [1.0, 2.0] and later.is_alive()
+        in_line()
+        later.join(timeout=5)
+    assert served == [1.0, 2.0, 3.0]
+    with slots.lining_up(2.0):
+        pass
+    wait_for_slot(3.0)  # the block's end releases it too
+    assert served[-1] == 3.0
+
+
 def test_connection_failures_are_told_by_their_cause_not_by_urllib3_wrappers():
     fetcher = Fetcher(policy=RetryPolicy(retries=1, backoff_base=0.01))
     with socket.socket() as unused:

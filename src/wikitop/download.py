@@ -119,21 +119,53 @@ class _Slots:
     """One host's connection slots. A freed slot goes to the waiting request with the
     lowest priority value, first come first served among equals; downloads of hours pass
     the hour, so that the hours of a range arrive one after the other, each over every
-    connection, instead of all together at the end."""
+    connection, instead of all together at the end.
+
+    A download that is still getting its requests in line (asking the file's size, then
+    one request per byte range) holds back requests of a later priority, so that a later
+    hour whose HEAD came back first does not take the connections an earlier hour needs."""
 
     def __init__(self, limit: int):
         self._free = limit
         self._waiting: list[tuple[float, int]] = []
         self._tickets = itertools.count()
+        self._lining_up: list[float] = []
         self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def lining_up(self, priority: float) -> Iterator[Callable[[], None]]:
+        """Hold back requests of a priority after ``priority`` until the function given is
+        called (once or more), when the download's requests have all had a slot, or the
+        block ends."""
+        with self._changed:
+            self._lining_up.append(priority)
+        released = False
+
+        def in_line() -> None:
+            nonlocal released
+            with self._changed:
+                if not released:
+                    released = True
+                    self._lining_up.remove(priority)
+                    self._changed.notify_all()
+
+        try:
+            yield in_line
+        finally:
+            in_line()
 
     @contextlib.contextmanager
     def taken(self, priority: float = 0.0) -> Iterator[None]:
         ticket = (priority, next(self._tickets))
+
+        def may_go() -> bool:
+            earlier_lining_up = any(other < priority for other in self._lining_up)
+            return self._free > 0 and self._waiting[0] == ticket and not earlier_lining_up
+
         with self._changed:
             heapq.heappush(self._waiting, ticket)
             try:
-                self._changed.wait_for(lambda: self._free > 0 and self._waiting[0] == ticket)
+                self._changed.wait_for(may_go)
             except BaseException:  # interrupted: the ticket must not block those behind it
                 self._waiting.remove(ticket)
                 heapq.heapify(self._waiting)
@@ -381,36 +413,43 @@ class Fetcher:
         in_ranges = self.max_connections > 1
         while True:
             fetches += 1
-            transfer = self._transfer(url, partial, progress, priority, in_ranges)
-            try:
-                summary = transfer.run(target.name)
-            except _RangesRefused as error:
-                log.info("%s; fetching it in one stream", error)
-                transfer.discard()
-                in_ranges, fetches = False, fetches - 1
-                continue
-            except CorruptFile as error:
-                empty = transfer.received() == 0
-                transfer.discard()
-                if fetches > self.policy.refetches:
-                    if empty:
-                        raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
-                    raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
-                log.warning("%s: %s; fetching it again", url, error)
-                continue
+            with self.limiter.slots(url).lining_up(priority) as in_line:
+                transfer = self._transfer(url, partial, progress, priority, in_ranges, in_line)
+                try:
+                    summary = transfer.run(target.name)
+                except _RangesRefused as error:
+                    log.info("%s; fetching it in one stream", error)
+                    transfer.discard()
+                    in_ranges, fetches = False, fetches - 1
+                    continue
+                except CorruptFile as error:
+                    empty = transfer.received() == 0
+                    transfer.discard()
+                    if fetches > self.policy.refetches:
+                        if empty:
+                            raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
+                        raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
+                    log.warning("%s: %s; fetching it again", url, error)
+                    continue
             os.replace(partial, target)
             return summary
 
     def _transfer(
-        self, url: str, partial: Path, progress: ProgressCallback | None, priority: float, in_ranges: bool
+        self,
+        url: str,
+        partial: Path,
+        progress: ProgressCallback | None,
+        priority: float,
+        in_ranges: bool,
+        in_line: Callable[[], None],
     ) -> _Transfer | _RangedTransfer:
         # A stream left by an earlier run is resumed as a stream.
         size = self.ranged_size(url) if in_ranges and not partial.exists() else None
         count = min(self.max_connections, size // self.min_segment_bytes) if size else 1
         if count > 1:
-            return _RangedTransfer(self, url, partial, progress, priority, size, count)
+            return _RangedTransfer(self, url, partial, progress, priority, in_line, size, count)
         _RangedTransfer.remove_ranges(partial)
-        return _Transfer(self, url, partial, progress, priority)
+        return _Transfer(self, url, partial, progress, priority, in_line)
 
 
 class _RangesRefused(Exception):
@@ -452,12 +491,21 @@ class _Transfer:
     finished file is checked, and a corrupt one is dropped at the first bad byte.
     """
 
-    def __init__(self, fetcher: Fetcher, url: str, partial: Path, progress: ProgressCallback | None, priority: float):
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        url: str,
+        partial: Path,
+        progress: ProgressCallback | None,
+        priority: float,
+        in_line: Callable[[], None],
+    ):
         self.fetcher = fetcher
         self.url = url
         self.partial = partial
         self.progress = progress
         self.priority = priority
+        self.in_line = in_line  # called once this transfer's request has a slot
         self.total: int | None = None  # the whole file's size, as first announced
         self.verifier: StreamVerifier | None = None
 
@@ -478,6 +526,7 @@ class _Transfer:
         return _Retryable(f"{self.url}: {reason}; starting again from byte 0")
 
     def attempt(self) -> None:
+        self.in_line()
         url, offset = self.url, self.received()
         # identity: a server or proxy that gzips the .gz again must not get it decoded for us.
         headers = {"Accept-Encoding": "identity"}
@@ -549,6 +598,7 @@ class _RangedTransfer:
         partial: Path,
         progress: ProgressCallback | None,
         priority: float,
+        in_line: Callable[[], None],
         total: int,
         count: int,
     ):
@@ -557,6 +607,7 @@ class _RangedTransfer:
         self.partial = partial
         self.progress = progress
         self.priority = priority
+        self.in_line = in_line  # called once every range's request has had a slot
         self.total = total
         bounds = [total * i // count for i in range(count + 1)]
         self.ranges = [
@@ -568,6 +619,7 @@ class _RangedTransfer:
         self._lock = threading.Lock()
         self._arrived = self.received()
         self._verifier = StreamVerifier()  # of the bytes of the first range so far
+        self._had_slot: set[int] = set()  # ranges by their first byte
 
     @staticmethod
     def remove_ranges(partial: Path, keep: set[Path] = frozenset()) -> None:
@@ -602,6 +654,10 @@ class _RangedTransfer:
         )
 
     def _attempt(self, part: _Range) -> None:
+        with self._lock:
+            self._had_slot.add(part.first)
+            if len(self._had_slot) == len(self.ranges):
+                self.in_line()
         first_range = part is self.ranges[0]
         if first_range and self._verifier.size != part.received():  # left by an earlier run
             self._verifier = StreamVerifier()
