@@ -70,3 +70,26 @@ def test_parsed_blacklist_is_cached_by_digest(tmp_path):
     other = tmp_path / "other"
     other.write_bytes(b"en Foo%20Bar\n")
     assert load_blacklist(str(other), cache_dir=tmp_path).pairs == {("en", "Foo_Bar")}
+
+
+@pytest.mark.parametrize("location", ["builtin", "file", None])
+def test_checking_what_is_done_reads_the_blacklist_digest_only(tmp_path, location):
+    """The planner compares markers by the digest of the list's bytes; canonicalising its
+    titles waits for a computation (the canonicalised list is cached only then)."""
+    from conftest import HOUR
+
+    from wikitop.pipeline import Wikitop
+    from wikitop.publish import Period
+    from wikitop.settings import Settings
+
+    if location == "builtin":
+        location = DEFAULT_BLACKLIST
+    elif location == "file":
+        location = str(tmp_path / "list")
+        Path(location).write_bytes(b"en Foo%20Bar\nde Baz\n")
+    cache = tmp_path / "cache"
+    session = Wikitop(Settings(out=str(tmp_path / "out"), cache_dir=cache, blacklist=location))
+    assert not session.is_done(Period.hour(HOUR))
+    assert not (cache / "blacklists").exists()
+    assert session.blacklist_sha256 == session.blacklist.sha256 == load_blacklist(location).sha256
+    assert (cache / "blacklists").exists() == (location is not None)

@@ -146,16 +146,20 @@ def read_blacklist_bytes(location: str, fetcher: Callable[[], Fetcher] | None = 
 
 
 def load_blacklist(
-    location: str | None, fetcher: Callable[[], Fetcher] | None = None, cache_dir: Path | None = None
+    location: str | None,
+    fetcher: Callable[[], Fetcher] | None = None,
+    cache_dir: Path | None = None,
+    raw: bytes | None = None,
 ) -> Blacklist:
-    """The blacklist at location (None: no blacklist).
+    """The blacklist at location (None: no blacklist), from its bytes ``raw`` if already read.
 
     Canonicalising 57,000 titles takes a second; with cache_dir the parsed list is kept
     there as an Arrow file under the digest of its bytes and reused.
     """
     if location is None:
         return empty_blacklist()
-    raw = read_blacklist_bytes(location, fetcher)
+    if raw is None:
+        raw = read_blacklist_bytes(location, fetcher)
     if cache_dir is None:
         return parse_blacklist(raw, location)
     digest = hashlib.sha256(raw).hexdigest()

@@ -310,6 +310,12 @@ class DumpStore:
                 self._fetcher = self._fetcher()
             return self._fetcher
 
+    def ready_to_fetch(self) -> None:
+        """Create the HTTP client now if a source needs it, so that fetches started next
+        send their first requests at once."""
+        if any(source_kind(source) == "http" for source in self.sources):
+            _ = self.fetcher
+
     def cached_path(self, hour: datetime) -> Path:
         return self.cache_dir / "pageviews" / dump_relative_path(hour)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop import __version__
-from wikitop.blacklist import Blacklist, load_blacklist
+from wikitop.blacklist import Blacklist, load_blacklist, read_blacklist_bytes
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
 from wikitop.hours import HourError, check_hour_available, format_hour
@@ -30,7 +31,7 @@ class _Failure:
     outcome: Outcome | None = None
 
 
-@contextmanager
+@contextlib.contextmanager
 def outcome_of_failures(period: Period):
     """Turn the expected failures of computing ``period`` into an Outcome instead of a traceback."""
     failure = _Failure()
@@ -82,6 +83,8 @@ class Wikitop:
         self.results = ResultStore(settings.out, settings.storage_options)
         self._engine: Engine | None = None
         self._blacklist: Blacklist | None = None
+        self._blacklist_bytes: bytes | None = None
+        self._blacklist_sha256: str | None = None
         self._blacklist_lock = threading.Lock()
 
     def _make_fetcher(self) -> Fetcher:
@@ -101,10 +104,28 @@ class Wikitop:
         return self._engine
 
     @property
-    def blacklist(self) -> Blacklist:
+    def blacklist_sha256(self) -> str:
+        """The digest of the blacklist's bytes, which results are matched on: known from
+        the bytes alone, so that checking what is done does not wait for the titles to be
+        canonicalised."""
         with self._blacklist_lock:  # the range planner checks markers from several threads
+            if self._blacklist is not None:
+                return self._blacklist.sha256
+            if self._blacklist_sha256 is None:
+                location = self.settings.blacklist
+                raw = b"" if location is None else read_blacklist_bytes(location, lambda: self.fetcher)
+                self._blacklist_bytes = raw
+                self._blacklist_sha256 = hashlib.sha256(raw).hexdigest()
+            return self._blacklist_sha256
+
+    @property
+    def blacklist(self) -> Blacklist:
+        with self._blacklist_lock:
             if self._blacklist is None:
-                self._blacklist = load_blacklist(self.settings.blacklist, lambda: self.fetcher, self.settings.cache_dir)
+                self._blacklist = load_blacklist(
+                    self.settings.blacklist, lambda: self.fetcher, self.settings.cache_dir, raw=self._blacklist_bytes
+                )
+                self._blacklist_bytes = None
                 log.info(
                     "blacklist %s: %d entries, %d lines skipped",
                     self._blacklist.source,
@@ -112,6 +133,13 @@ class Wikitop:
                     sum(self._blacklist.skipped.values()),
                 )
             return self._blacklist
+
+    def prepare(self) -> None:
+        """Create the engine and load the blacklist before a computation needs them, e.g.
+        while its dump downloads. A failure is left to the computation, which meets it
+        again and reports it as its own."""
+        with contextlib.suppress(Exception):
+            _ = self.engine, self.blacklist
 
     def close(self) -> None:
         self.dumps.close()
@@ -126,7 +154,7 @@ class Wikitop:
             "top": s.top,
             "ties": s.ties,
             "format": s.fmt,
-            "blacklist_sha256": self.blacklist.sha256,
+            "blacklist_sha256": self.blacklist_sha256,
         }
 
     def is_done(self, period: Period) -> bool:

@@ -144,6 +144,10 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
                 if hour not in pending:
                     pending[hour] = pool.submit(_timed_fetch, session, hour)
 
+        if queue:
+            session.dumps.ready_to_fetch()
+            top_up(0)
+            session.prepare()  # while the first hours download
         for position, hour in enumerate(queue):
             top_up(position)
             future = pending.pop(hour)
