@@ -2,6 +2,7 @@
 
 Its titles mix plain, percent-encoded and doubly percent-encoded spellings,
 while dump titles are decoded, so both sides are compared in canonical form.
+Arrow is imported by the functions that use it (see ``wikitop.engines.__getattr__``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from wikitop.download import Fetcher
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-BLACKLIST_SCHEMA = pa.schema([("domain_code", pa.string()), ("page_title", pa.string())])
+BLACKLIST_COLUMNS = ("domain_code", "page_title")
 
 
 def canonical_title(title: str) -> str:
@@ -48,9 +48,13 @@ def canonical_title(title: str) -> str:
     return title
 
 
-def canonical_titles(titles: pa.Array) -> pa.Array:
-    """canonical_title over a batch of titles, for the engines' vectorised UDFs; only
-    titles with a percent escape are decoded one by one."""
+def canonical_titles(titles):
+    """canonical_title over an Arrow array of titles, for the engines' vectorised UDFs;
+    only titles with a percent escape are decoded one by one. Not annotated: DuckDB
+    evaluates a UDF's annotations, and this module imports Arrow only where it is used."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(titles, pa.ChunkedArray):  # DuckDB passes one
         titles = titles.combine_chunks()
     underscored = pc.replace_substring(titles, " ", "_")
@@ -75,7 +79,7 @@ class Blacklist:
 
     @functools.cached_property
     def pairs(self) -> set[tuple[str, str]]:
-        return set(zip(*(self.table.column(name).to_pylist() for name in BLACKLIST_SCHEMA.names)))
+        return set(zip(*(self.table.column(name).to_pylist() for name in BLACKLIST_COLUMNS)))
 
     def metadata(self) -> dict:
         return {
@@ -89,8 +93,11 @@ class Blacklist:
 
 
 def _pairs_table(pairs: set[tuple[str, str]]) -> pa.Table:
+    import pyarrow as pa
+
     domain_codes, titles = zip(*pairs) if pairs else ((), ())
-    return pa.table([pa.array(domain_codes, pa.string()), pa.array(titles, pa.string())], schema=BLACKLIST_SCHEMA)
+    columns = [pa.array(domain_codes, pa.string()), pa.array(titles, pa.string())]
+    return pa.table(columns, names=list(BLACKLIST_COLUMNS))
 
 
 def parse_blacklist(raw: bytes, source: str) -> Blacklist:
@@ -126,7 +133,7 @@ def parse_blacklist(raw: bytes, source: str) -> Blacklist:
 
 def empty_blacklist() -> Blacklist:
     empty = hashlib.sha256(b"").hexdigest()
-    return Blacklist(table=BLACKLIST_SCHEMA.empty_table(), source="none", sha256=empty, lines=0)
+    return Blacklist(table=_pairs_table(set()), source="none", sha256=empty, lines=0)
 
 
 def read_blacklist_bytes(location: str, fetcher: Callable[[], Fetcher] | None = None) -> bytes:
@@ -156,6 +163,8 @@ def load_blacklist(
     Canonicalising 57,000 titles takes a second; with cache_dir the parsed list is kept
     there as an Arrow file under the digest of its bytes and reused.
     """
+    import pyarrow as pa
+
     if location is None:
         return empty_blacklist()
     if raw is None:

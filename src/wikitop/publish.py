@@ -12,6 +12,9 @@ upload) becomes visible whole, so there the data object is uploaded first and
 the marker PUT last. What a killed upload leaves behind (a data object without a
 marker, the parts of an unfinished multipart upload) is removed by the next
 successful publish of the same result.
+
+Arrow is imported by the functions that encode and decode results (see
+``wikitop.engines.__getattr__``).
 """
 
 from __future__ import annotations
@@ -30,15 +33,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from typing import TYPE_CHECKING
+
 import fsspec
 import fsspec.utils
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wikitop.engines import RESULT_SCHEMA
 from wikitop.hours import ONE_HOUR, format_hour, parse_hour
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = ("csv", "parquet", "jsonl")
 MARKER = "_SUCCESS"
@@ -120,6 +123,10 @@ class Period:
 
 def serialize(table: pa.Table, fmt: str) -> bytes:
     """The result's bytes; the same table always gives the same bytes."""
+    import pyarrow.parquet as pq
+
+    from wikitop.engines import RESULT_SCHEMA
+
     table = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     if fmt == "parquet":
         sink = io.BytesIO()
@@ -141,6 +148,12 @@ def _csv_bytes(table: pa.Table) -> bytes:
     """The CSV text with minimal quoting, as Python's csv writes it, built column-wise (a
     tenth of the time of writing row by row), except that a field holding a lone '\r' is
     quoted too: readers end lines there."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from wikitop.engines import RESULT_SCHEMA
+
     fields = [_csv_field(table.column(name)) for name in RESULT_SCHEMA.names]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), "\n", "").combine_chunks()
     header = (",".join(RESULT_SCHEMA.names) + "\n").encode()
@@ -152,6 +165,9 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not pa.types.is_string(values.type):
         return pc.cast(values, pa.string())
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
@@ -159,6 +175,11 @@ def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def deserialize(data: bytes, fmt: str) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wikitop.engines import RESULT_SCHEMA
+
     if fmt == "parquet":
         return pq.read_table(io.BytesIO(data))
     text = gzip.decompress(data).decode("utf-8")
