@@ -3,8 +3,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import HOUR
 
 from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_title, canonical_titles, load_blacklist, parse_blacklist
+from wikitop.pipeline import Wikitop
+from wikitop.publish import Period
+from wikitop.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 
@@ -76,12 +80,6 @@ def test_parsed_blacklist_is_cached_by_digest(tmp_path):
 def test_checking_what_is_done_reads_the_blacklist_digest_only(tmp_path, location):
     """The planner compares markers by the digest of the list's bytes; canonicalising its
     titles waits for a computation (the canonicalised list is cached only then)."""
-    from conftest import HOUR
-
-    from wikitop.pipeline import Wikitop
-    from wikitop.publish import Period
-    from wikitop.settings import Settings
-
     if location == "builtin":
         location = DEFAULT_BLACKLIST
     elif location == "file":

@@ -201,14 +201,21 @@ def test_host_limiter_is_per_host():
     assert limiter.slots("https://a.org/x") is not limiter.slots("https://b.org/x")
 
 
-def test_a_freed_connection_slot_goes_to_the_lowest_priority_waiting():
-    slots = HostLimiter(1).slots("https://a.org/x")
-    served = []
+def slot_recorder(limit: int):
+    """Slots of one host, the priorities served in order, and a function that waits for a
+    slot with a priority and records it."""
+    slots = HostLimiter(limit).slots("https://a.org/x")
+    served: list[float] = []
 
     def wait_for_slot(priority: float) -> None:
         with slots.taken(priority):
             served.append(priority)
 
+    return slots, served, wait_for_slot
+
+
+def test_a_freed_connection_slot_goes_to_the_lowest_priority_waiting():
+    slots, served, wait_for_slot = slot_recorder(1)
     with slots.taken():
         waiters = []
         for priority in (3.0, 1.0, 2.0, 1.0):
@@ -222,13 +229,7 @@ def test_a_freed_connection_slot_goes_to_the_lowest_priority_waiting():
 
 
 def test_a_download_lining_up_holds_back_later_requests_only():
-    slots = HostLimiter(3).slots("https://a.org/x")
-    served = []
-
-    def wait_for_slot(priority: float) -> None:
-        with slots.taken(priority):
-            served.append(priority)
-
+    slots, served, wait_for_slot = slot_recorder(3)
     with slots.lining_up(2.0) as in_line:
         later = threading.Thread(target=wait_for_slot, args=(3.0,))
         later.start()

@@ -447,7 +447,7 @@ class Fetcher:
         size = self.ranged_size(url) if in_ranges and not partial.exists() else None
         count = min(self.max_connections, size // self.min_segment_bytes) if size else 1
         if count > 1:
-            return _RangedTransfer(self, url, partial, progress, priority, in_line, size, count)
+            return _RangedTransfer(self, url, partial, progress, priority, in_line, total=size, count=count)
         _RangedTransfer.remove_ranges(partial)
         return _Transfer(self, url, partial, progress, priority, in_line)
 
@@ -483,13 +483,9 @@ def _size(path: Path) -> int:
         return 0
 
 
-class _Transfer:
-    """One fetch of a file into ``partial`` in one stream, resumed with Range requests over
-    as many attempts as it takes.
-
-    The bytes are verified as they arrive, so that a connection is never idle while a
-    finished file is checked, and a corrupt one is dropped at the first bad byte.
-    """
+class _FileTransfer:
+    """What every way of fetching a file into ``partial`` is given. ``in_line`` is called
+    once each of the transfer's requests has had a connection slot (see _Slots.lining_up)."""
 
     def __init__(
         self,
@@ -505,9 +501,19 @@ class _Transfer:
         self.partial = partial
         self.progress = progress
         self.priority = priority
-        self.in_line = in_line  # called once this transfer's request has a slot
-        self.total: int | None = None  # the whole file's size, as first announced
-        self.verifier: StreamVerifier | None = None
+        self.in_line = in_line
+
+
+class _Transfer(_FileTransfer):
+    """One fetch of a file into ``partial`` in one stream, resumed with Range requests over
+    as many attempts as it takes.
+
+    The bytes are verified as they arrive, so that a connection is never idle while a
+    finished file is checked, and a corrupt one is dropped at the first bad byte.
+    """
+
+    total: int | None = None  # the whole file's size, as first announced
+    verifier: StreamVerifier | None = None
 
     def run(self, name: str) -> GzipSummary:
         self.fetcher._with_retries(self.url, self.attempt, progress_mark=self.received, priority=self.priority)
@@ -581,7 +587,7 @@ class _Range:
         return _size(self.path)
 
 
-class _RangedTransfer:
+class _RangedTransfer(_FileTransfer):
     """One fetch of a file of known size in byte ranges, each over its own connection and
     resumed on its own; once all have arrived they are joined into ``partial``. The first
     range is verified as it arrives and the others as they are joined, so that only two
@@ -591,30 +597,15 @@ class _RangedTransfer:
     (``….gz.part-1000-1999-of-3000``), so that a rerun resumes exactly what fits.
     """
 
-    def __init__(
-        self,
-        fetcher: Fetcher,
-        url: str,
-        partial: Path,
-        progress: ProgressCallback | None,
-        priority: float,
-        in_line: Callable[[], None],
-        total: int,
-        count: int,
-    ):
-        self.fetcher = fetcher
-        self.url = url
-        self.partial = partial
-        self.progress = progress
-        self.priority = priority
-        self.in_line = in_line  # called once every range's request has had a slot
+    def __init__(self, *args, total: int, count: int):
+        super().__init__(*args)
         self.total = total
         bounds = [total * i // count for i in range(count + 1)]
         self.ranges = [
-            _Range(first, end - 1, partial.with_name(f"{partial.name}-{first}-{end - 1}-of-{total}"))
+            _Range(first, end - 1, self.partial.with_name(f"{self.partial.name}-{first}-{end - 1}-of-{total}"))
             for first, end in itertools.pairwise(bounds)
         ]
-        self.remove_ranges(partial, keep={r.path for r in self.ranges})
+        self.remove_ranges(self.partial, keep={r.path for r in self.ranges})
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._arrived = self.received()

@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
 from typing import TYPE_CHECKING
 
 import fsspec
