@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import HOUR, wikitop_env
@@ -288,7 +289,8 @@ def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
         [(rows,)] = con.sql(
             "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS k FROM range(3000000) AS t(i) ORDER BY k)"
         ).fetchall()
-    assert limit.endswith("MiB") and float(limit.split()[0]) < 100
-    assert spill_dir == str(engine.spill_dir) and rows == 3_000_000
+    # Two hours may be computed at once, each on a connection with half the limit.
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 50
+    assert Path(spill_dir).parent == engine.spill_dir and rows == 3_000_000
     engine.close()
     assert not engine.spill_dir.exists()

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,10 @@ from conftest import Mirror, run_wikitop, wikitop_env
 
 import reference
 from wikitop.hours import dump_relative_path
+from wikitop.pipeline import Outcome, Status, Wikitop
+from wikitop.publish import Period
+from wikitop.runner import run_range
+from wikitop.settings import Settings
 from wikitop.synthetic import generate_hour
 
 DAY = datetime(2020, 1, 22, tzinfo=UTC)
@@ -175,3 +180,30 @@ def test_range_killed_at_random_moments_resumes_to_identical_results(tmp_path, d
 def test_reversed_or_unfinished_ranges_are_usage_errors(cli, tmp_path):
     assert cli("range", "2020-01-23T00", "2020-01-22T00", "--out", tmp_path).returncode == 2
     assert cli("range", "2020-01-22T00", "2999-01-01T00", "--out", tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("engine, at_once", [("duckdb", 2), ("spark", 1)])
+def test_hours_are_computed_as_many_at_once_as_the_engine_takes_and_reported_in_order(
+    tmp_path, day_mirror, engine, at_once
+):
+    (day_mirror.root / dump_relative_path(hour(2))).unlink()
+    settings = Settings(sources=[str(day_mirror.root)], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
+                        blacklist=None, engine=engine)
+    session = Wikitop(settings)
+    running, most_running, lock = set(), [0], threading.Lock()
+
+    def compute_hour(hour_, dump, publish, fetch_seconds=0.0):  # stands in for the engine
+        with lock:
+            running.add(hour_)
+            most_running[0] = max(most_running[0], len(running))
+        time.sleep(0.2)
+        with lock:
+            running.discard(hour_)
+        return Outcome(Period.hour(hour_), Status.DONE, "computed")
+
+    session.compute_hour = compute_hour
+    session.prepare = lambda: None
+    outcomes = run_range(session, hour(0), hour(5))
+    assert [o.period.start for o in outcomes] == [hour(i) for i in range(6)]
+    assert [o.status for o in outcomes] == [Status.DONE] * 2 + [Status.MISSING] + [Status.DONE] * 3
+    assert most_running[0] == at_once

@@ -82,6 +82,7 @@ class Wikitop:
         self.dumps = DumpStore(settings.sources, settings.cache_dir, self._make_fetcher)
         self.results = ResultStore(settings.out, settings.storage_options)
         self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
         self._blacklist: Blacklist | None = None
         self._blacklist_bytes: bytes | None = None
         self._blacklist_sha256: str | None = None
@@ -99,9 +100,10 @@ class Wikitop:
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = create_engine(self.settings.engine, self.settings.spark_conf, self.settings.memory_limit)
-        return self._engine
+        with self._engine_lock:  # a range computes hours from several threads
+            if self._engine is None:
+                self._engine = create_engine(self.settings.engine, self.settings.spark_conf, self.settings.memory_limit)
+            return self._engine
 
     @property
     def blacklist_sha256(self) -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from wikitop.engines import HOURS_AT_ONCE
 from wikitop.fetch import DumpFile, FetchError, NotPublished
 from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, truncate_to_hour
 from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
@@ -132,17 +134,23 @@ def run_range(
 
 
 def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterable[Outcome]:
-    """Outcomes of plan.compute_hours in order, with downloads running ahead."""
+    """Outcomes of plan.compute_hours in order, with downloads running ahead and as many
+    hours computed at once as the engine takes (HOURS_AT_ONCE)."""
     workers = session.settings.max_connections
     lookahead = 2 * workers
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        pending: dict[datetime, Future] = {}
+    at_once = HOURS_AT_ONCE[session.settings.engine]
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as fetchers,
+        ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="compute") as computers,
+    ):
+        fetching: dict[datetime, Future] = {}
+        computing: deque[Future[Outcome]] = deque()
         queue = list(plan.compute_hours)
 
         def top_up(position: int) -> None:
             for hour in queue[position : position + lookahead]:
-                if hour not in pending:
-                    pending[hour] = pool.submit(_timed_fetch, session, hour)
+                if hour not in fetching:
+                    fetching[hour] = fetchers.submit(_timed_fetch, session, hour)
 
         if queue:
             session.dumps.ready_to_fetch()
@@ -150,25 +158,30 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
             session.prepare()  # while the first hours download
         for position, hour in enumerate(queue):
             top_up(position)
-            future = pending.pop(hour)
-            period = Period.hour(hour)
-            try:
-                dump, seconds = future.result()
-            except NotPublished as error:
-                yield Outcome(period, Status.MISSING, str(error))
-                continue
-            except FetchError as error:
-                yield Outcome(period, Status.FAILED, str(error))
-                continue
-            yield session.compute_hour(hour, dump, publish=hour in plan.publish_hours, fetch_seconds=seconds)
-            if not keep_raw:
-                session.dumps.discard_cached(hour)
+            publish = hour in plan.publish_hours
+            computing.append(computers.submit(_compute_fetched, session, hour, fetching.pop(hour), publish, keep_raw))
+            while len(computing) >= at_once or (computing and position == len(queue) - 1):
+                yield computing.popleft().result()
 
 
 def _timed_fetch(session: Wikitop, hour: datetime) -> tuple[DumpFile, float]:
     started = time.monotonic()
     dump = session.dumps.fetch(hour, wait_seconds=session.settings.wait_seconds)
     return dump, time.monotonic() - started
+
+
+def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish: bool, keep_raw: bool) -> Outcome:
+    period = Period.hour(hour)
+    try:
+        dump, seconds = fetching.result()
+    except NotPublished as error:
+        return Outcome(period, Status.MISSING, str(error))
+    except FetchError as error:
+        return Outcome(period, Status.FAILED, str(error))
+    outcome = session.compute_hour(hour, dump, publish=publish, fetch_seconds=seconds)
+    if not keep_raw:
+        session.dumps.discard_cached(hour)
+    return outcome
 
 
 def _compute_span(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -11,7 +12,8 @@ from pathlib import Path
 import duckdb
 
 from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, EngineResult, LineReport, fold_line_stats
+from wikitop.cache import parse_size
+from wikitop.engines import DEFAULT_MEMORY_LIMIT, HOURS_AT_ONCE, EngineResult, LineReport, fold_line_stats
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
 
@@ -26,15 +28,20 @@ class DuckDBEngine:
     def __init__(self, threads: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.threads = threads or os.cpu_count() or 1
         self.memory_limit = memory_limit
-        # Where DuckDB spills beyond its memory limit (by default it would use the working folder).
+        # Each connection is a database of its own: the hours computed at once share the limit.
+        self.connection_memory_limit = f"{parse_size(memory_limit) // HOURS_AT_ONCE[self.name]}B"
+        # Where DuckDB spills beyond its memory limit (by default it would use the working
+        # folder), a folder per connection, since each deletes its own when it closes.
         self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
+        self._connections = itertools.count()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        self.spill_dir.mkdir(exist_ok=True)  # DuckDB makes its folder only where the parent exists
         config = {
             "threads": self.threads,
             "preserve_insertion_order": False,
-            "memory_limit": self.memory_limit,
-            "temp_directory": str(self.spill_dir),
+            "memory_limit": self.connection_memory_limit,
+            "temp_directory": str(self.spill_dir / str(next(self._connections))),
         }
         connection = duckdb.connect(config=config)
         connection.create_function(
