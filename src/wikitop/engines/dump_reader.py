@@ -10,7 +10,7 @@ files Wikimedia publishes, which spares the engine from checking them for repeat
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +26,9 @@ from wikitop.gzipfile import PIECE_SIZE, verified_pieces
 FIELDS = ["domain_code", "page_title", "views_text", "response_size"]
 RAW_LINES_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS[:3]])
 BLOCK_SIZE = 16 << 20
+# Parsing is the longest step of reading: two threads parse while one decompresses and the
+# caller loads the previous piece.
+PARSERS = 2
 CHECK_CHUNK = 1 << 20
 # Past this many breaks of order in a piece, its pairs are checked for repeats by hashing.
 MAX_ORDER_BREAKS = 1000
@@ -52,22 +55,25 @@ class PairOrder:
 
 
 def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Table, Counter, PairOrder]]:
-    """parse_dump of each piece of a dump file, in order. Two threads work ahead of the
-    caller: one parses the next piece while another decompresses the one after."""
+    """parse_dump of each piece of a dump file, in order. Threads work ahead of the caller:
+    one decompresses the pieces one after the other, PARSERS parse the next ones."""
     pieces = verified_pieces(path, piece_size)
 
     def parse(decompressing: Future) -> tuple[pa.Table, Counter, PairOrder] | None:
         piece = decompressing.result()
         return None if piece is None else parse_dump(piece)
 
-    with ThreadPoolExecutor(1, "decompress") as decompressor, ThreadPoolExecutor(1, "parse") as parser:
-        parsing = parser.submit(parse, decompressor.submit(next, pieces, None))
+    with ThreadPoolExecutor(1, "decompress") as decompressor, ThreadPoolExecutor(PARSERS, "parse") as parser:
+
+        def parse_next() -> Future:
+            return parser.submit(parse, decompressor.submit(next, pieces, None))
+
+        parsing = deque(parse_next() for _ in range(PARSERS))
         while True:
-            decompressing = decompressor.submit(next, pieces, None)
-            parsed = parsing.result()
+            parsed = parsing.popleft().result()
             if parsed is None:
                 return
-            parsing = parser.submit(parse, decompressing)
+            parsing.append(parse_next())
             yield parsed
 
 
