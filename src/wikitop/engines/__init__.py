@@ -24,8 +24,9 @@ ENGINES = ("duckdb", "spark")
 # hours at once fill them (8 generated hours of 1M lines: 8.3-8.9 s -> 7.0 s). A Spark
 # session computes one, with views of fixed names.
 HOURS_AT_ONCE = {"duckdb": 2, "spark": 1}
-# Past this, DuckDB spills to disk instead of growing. A 6M-line hour peaks at 0.6 GB and a
-# window at 0.4 GB (bench/), so the limit only guards against inputs unlike any dump.
+# Past this, DuckDB spills to disk instead of growing; the hours computed at once share it.
+# DuckDB holds 0.36 GB for a 6M-line hour (the process peaks at 0.6 GB) and a window's
+# process 0.4 GB (bench/), so the limit only guards against inputs unlike any dump.
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
