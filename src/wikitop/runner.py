@@ -1,11 +1,12 @@
-"""Ranges of hours, days and windows: plan cheaply, fetch ahead, compute in order.
+"""Ranges of hours, days and windows: plan cheaply, fetch ahead, report in order.
 
 Hours whose results are published are skipped by reading their markers. Days and
 windows are computed from the kept hourly page totals (the lake in the cache), so
 an hour's dump is read once whatever is asked of it later. Downloads run ahead in
 a few threads (bounded by the per-host connection limit) while the engine works
-on the previous hour, and at most a few dumps wait on disk at any time. Every
-output is written atomically, so a killed range resumes where it stopped.
+on the previous hours (DuckDB two at once), and at most a few dumps wait on disk
+at any time. Every output is written atomically, so a killed range resumes where
+it stopped.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
     hours computed at once as the engine takes (HOURS_AT_ONCE)."""
     workers = session.settings.max_connections
     lookahead = 2 * workers
-    at_once = HOURS_AT_ONCE[session.settings.engine]
+    at_once = HOURS_AT_ONCE.get(session.settings.engine, 1)  # an unknown engine fails each hour, as one
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as fetchers,
         ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="compute") as computers,
