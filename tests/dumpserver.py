@@ -463,6 +463,16 @@ class DumpServer:
         with self._lock:
             return list(self._requests)
 
+    def answered_requests(self, timeout: float = 5.0) -> list[RequestLog]:
+        """The requests so far once each has its end recorded: a client may have read a whole
+        response before the server's thread notes that it ended."""
+        deadline = time.monotonic() + timeout
+        while any(r.ended is None for r in self.requests):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"requests still being answered after {timeout} s")
+            time.sleep(0.005)
+        return self.requests
+
     def start(self) -> DumpServer:
         if self._httpd is not None:
             raise RuntimeError("the server was already started")

@@ -89,8 +89,10 @@ def clean_result(small_hour, tmp_path_factory) -> bytes:
     return published(root / "out")
 
 
-def gets(server: DumpServer) -> list:
-    return [r for r in server.requests if r.method == "GET"]
+def gets(server: DumpServer, answered: bool = False) -> list:
+    """The GET requests so far; with ``answered``, once each has its end recorded (not for a
+    request the server is still stalling)."""
+    return [r for r in (server.answered_requests() if answered else server.requests) if r.method == "GET"]
 
 
 def assert_identical(outcome: Outcome, tmp_path: Path, clean_result: bytes) -> None:
@@ -187,7 +189,7 @@ def test_throttled_bandwidth(server, tmp_path, clean_result, small_hour):
     rate = 400_000
     server.add_faults(".gz", Fault.slow(rate))
     assert_identical(run_hour(tmp_path, server.url), tmp_path, clean_result)
-    [download] = gets(server)
+    [download] = gets(server, answered=True)
     assert download.ended - download.started >= 0.9 * small_hour.stat().st_size / rate
 
 
@@ -490,7 +492,7 @@ def serve_hours(tmp_path: Path, small_hour: Path, count: int) -> Mirror:
 
 def overlapping_gets(server: DumpServer) -> int:
     """The most GET requests the server was answering at one moment."""
-    requests = gets(server)
+    requests = gets(server, answered=True)
     return max(sum(1 for r in requests if r.started <= s.started < r.ended) for s in requests)
 
 
