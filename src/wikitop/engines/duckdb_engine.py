@@ -27,7 +27,6 @@ class DuckDBEngine:
 
     def __init__(self, threads: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.threads = threads or os.cpu_count() or 1
-        self.memory_limit = memory_limit
         # Each connection is a database of its own: the hours computed at once share the limit.
         self.connection_memory_limit = f"{parse_size(memory_limit) // HOURS_AT_ONCE[self.name]}B"
         # Where DuckDB spills beyond its memory limit (by default it would use the working
