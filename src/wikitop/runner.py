@@ -161,8 +161,10 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
             top_up(position)
             publish = hour in plan.publish_hours
             computing.append(computers.submit(_compute_fetched, session, hour, fetching.pop(hour), publish, keep_raw))
-            while len(computing) >= at_once or (computing and position == len(queue) - 1):
+            if len(computing) == at_once:
                 yield computing.popleft().result()
+        while computing:
+            yield computing.popleft().result()
 
 
 def _timed_fetch(session: Wikitop, hour: datetime) -> tuple[DumpFile, float]:
