@@ -33,6 +33,7 @@ def test_pages_never_among_an_hours_busiest_still_win(tmp_path, ties):
     assert rows == reference_rows(hours, windows.BLACKLIST_LINES, windows.TOP, ties)
     if ties == "dense":
         assert ("dense.x", "Slow", 800, 2) in rows
+        assert ("tied.x", "Low", 80, 2) in rows
     assert result.page_hours == sum(len(hour) for hour in hours)
     assert result.pages is None and result.blacklisted_pages is None
 
@@ -47,6 +48,7 @@ def test_the_tricky_hours_hold_what_they_promise(tmp_path):
     assert len(by_domain["steady.x"]) == 7 and "Below" not in {title for title, _, _ in by_domain["steady.x"]}
     assert by_domain["bl.x"] == [("Steady", 2000, 1)] + [(f"Spike_{i}", 1500, 2) for i in range(3)]
     assert len(by_domain["dense.x"]) == 61 and {views for _, views, _ in by_domain["dense.x"]} == {1000}
+    assert by_domain["tied.x"] == [("Second", 100, 1), ("Third", 100, 1), ("Top", 100, 1)]
     assert by_domain["small.x"] == [("One", 7, 1), ("Two", 3, 2)]
     assert by_domain["zero.x"] == [(f"Zero_{i}", 0, 1) for i in range(4)]
 

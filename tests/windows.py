@@ -31,6 +31,10 @@ def tricky_hours() -> Hours:
       taken before the blacklist would drop Steady (100 an hour, 2000, first);
     - dense.x: 61 pages of 1000 views in one hour each are the seeds, a single distinct
       sum; with ties 'dense' that is no full list, and Slow (40 an hour, 800) comes second;
+    - tied.x: Top (100 views in one hour), Second and Third (99 and 98, then 1 and 2 more in
+      hours whose rows are not among the seeds) have three distinct seed sums but end tied
+      at 100; with ties 'dense', Low (4 an hour, 80, never a seed) comes second, then 57
+      fillers of 60 views in one hour each;
     - small.x: two pages, fewer than a full list; zero.x: pages of 0 views.
     """
     hours: Hours = [defaultdict(int) for _ in range(HOURS)]
@@ -53,6 +57,16 @@ def tricky_hours() -> Hours:
     hours[1]["bl.x", "Hot_1"] = 5000
     hours[2]["bl.x", "Hot_2"] = 5000
     hours[3]["bl.x", "Hot%5F3"] = 5000
+    for h in range(HOURS):
+        hours[h]["tied.x", "Low"] = 4
+    hours[0]["tied.x", "Top"] = 100
+    hours[0]["tied.x", "Second"] = 99
+    hours[1]["tied.x", "Second"] = 1
+    hours[0]["tied.x", "Third"] = 98
+    hours[1]["tied.x", "Third"] = 1
+    hours[2]["tied.x", "Third"] = 1
+    for filler in range(57):
+        hours[filler % HOURS]["tied.x", f"Filler_{filler}"] = 60
     hours[4]["small.x", "One"] = 7
     hours[5]["small.x", "Two"] = 3
     return hours

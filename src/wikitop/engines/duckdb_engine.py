@@ -85,10 +85,17 @@ class DuckDBEngine:
             con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
             con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
             con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
-            con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
-            self._match_blacklist(con)
-            table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
-            return EngineResult(table=table, page_hours=page_hours)
+            unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
+            while True:
+                con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
+                self._match_blacklist(con)
+                table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+                con.register("window_top", table)
+                [(unbounded,)] = con.execute(
+                    f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
+                ).fetchall()
+                if not unbounded:
+                    return EngineResult(table=table, page_hours=page_hours)
 
     def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair (known when the

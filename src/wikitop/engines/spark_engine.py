@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
@@ -173,14 +174,19 @@ class SparkEngine:
             # A row per domain code, brought to the driver and back, so that the queries that
             # follow plan over these rows instead of inlining the ranking of the seeds.
             bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
-            spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
-            spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
-            page_totals = spark.sql(render("page_totals")).persist()
-            cached.append(page_totals)
-            page_totals.createOrReplaceTempView("page_totals")
-            cached.append(self._match_blacklist())
-            table = spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
-            return EngineResult(table=_as_result(table), page_hours=hourly_totals.count())
+            while True:
+                spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
+                spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
+                page_totals = spark.sql(render("page_totals")).persist()
+                cached.append(page_totals)
+                page_totals.createOrReplaceTempView("page_totals")
+                cached.append(self._match_blacklist())
+                table = _as_result(spark.sql(render("top_pages", top=top, ties=ties)).toArrow())
+                spark.createDataFrame(table).createOrReplaceTempView("window_top")
+                unproven = spark.sql(render("window_unproven_bounds", top=top, ties=ties)).toArrow()
+                if not unproven.num_rows:
+                    return EngineResult(table=table, page_hours=hourly_totals.count())
+                bounds = bounds.filter(pc.invert(pc.is_in(bounds["domain_code"], value_set=unproven["domain_code"])))
         finally:
             for frame in cached:
                 frame.unpersist()
