@@ -182,6 +182,7 @@ def test_missing_hour_over_http(cli, tmp_path, mirror):
         (("hour", "2020-01-22T02", "--ties", "random"), "--ties"),
         (("hour", "2020-01-22T02", "--max-connections", "5"), "allow-more-connections"),
         (("hour", "2020-01-22T02", "--source", "ftp://example.org/x"), "unsupported source"),
+        (("hour", "2020-01-22T02", "--source", "no/such/mirror"), "the mirror no/such/mirror is not a directory"),
         (("hour", "2020-01-22T02", "--memory-limit", "lots"), "is not a size"),
     ],
 )

@@ -23,6 +23,7 @@ from wikitop.fetch import (
     DumpStore,
     FetchError,
     GzipChecker,
+    NotPublished,
     RetryPolicy,
     check_cached,
     read_record,
@@ -172,6 +173,15 @@ def test_source_kinds(source, kind):
 def test_unsupported_sources_are_refused_up_front(source, tmp_path):
     with pytest.raises(ValueError, match="unsupported source"):
         DumpStore([source], tmp_path)
+
+
+def test_a_mirror_that_is_not_a_directory_fails_the_fetch_instead_of_looking_unpublished(tmp_path):
+    (tmp_path / "file").touch()
+    for source in (tmp_path / "absent", tmp_path / "file", f"file://{tmp_path}/absent"):
+        store = DumpStore([str(source)], tmp_path / "cache")
+        with pytest.raises(FetchError, match="is not a directory") as raised:
+            store.fetch(HOUR)
+        assert not isinstance(raised.value, NotPublished)
 
 
 def test_store_urls_and_cache_paths(tmp_path):

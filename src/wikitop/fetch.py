@@ -428,6 +428,8 @@ class DumpStore:
         )
 
     def _from_directory(self, source: str, hour: datetime) -> DumpFile:
+        if not _directory(source).is_dir():
+            raise FetchError(f"the mirror {source} is not a directory (laid out like {DEFAULT_SOURCE})")
         path = _directory(source) / dump_relative_path(hour)
         if not path.is_file():
             raise NotPublished(f"{path} does not exist")
