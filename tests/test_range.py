@@ -94,8 +94,16 @@ def test_window_reads_kept_totals_without_the_dumps(cli, tmp_path, day_mirror, d
     shutil.rmtree(day_mirror.root)  # the window must come from the kept hourly totals alone
     result = cli("window", "2020-01-22T03", "2020-01-22T08", "--source", day_mirror.root, "--out", out)
     assert result.returncode == 0, result.stderr
-    expected = reference.expected_csv_rows([day_files[hour(i)] for i in range(3, 9)], blacklist_file)
+    hours = [day_files[hour(i)] for i in range(3, 9)]
+    expected = reference.expected_csv_rows(hours, blacklist_file)
     assert published_rows(out, "format=csv/window=20200122T03-20200122T08") == expected
+    for ties, top in (("dense", 5), ("row", 3)):
+        other_out = tmp_path / f"out-{ties}"
+        result = cli("window", "2020-01-22T03", "2020-01-22T08", "--ties", ties, "--top", str(top),
+                     "--source", day_mirror.root, "--out", other_out)
+        assert result.returncode == 0, result.stderr
+        assert published_rows(other_out, "format=csv/window=20200122T03-20200122T08") == reference.expected_csv_rows(
+            hours, blacklist_file, top=top, ties=ties)
 
 
 def test_missing_hours_are_reported_and_days_need_consent(cli, tmp_path, day_mirror, day_files, blacklist_file):
