@@ -428,9 +428,10 @@ class DumpStore:
         )
 
     def _from_directory(self, source: str, hour: datetime) -> DumpFile:
-        if not _directory(source).is_dir():
+        root = _directory(source)
+        if not root.is_dir():
             raise FetchError(f"the mirror {source} is not a directory (laid out like {DEFAULT_SOURCE})")
-        path = _directory(source) / dump_relative_path(hour)
+        path = root / dump_relative_path(hour)
         if not path.is_file():
             raise NotPublished(f"{path} does not exist")
         # Read in place: the engine verifies the gzip trailers as it decompresses.
