@@ -17,10 +17,11 @@ from wikitop.synthetic import generate_hour
 def read_all(path, piece_size: int) -> tuple[list[tuple], Counter, bool]:
     """The rows in any order, the bad lines and whether the pairs are shown to increase."""
     tables, bad, order = [], Counter(), PairOrder(True)
-    for table, piece_bad, piece_order in read_dump(path, piece_size):
-        tables.append(table)
-        bad += piece_bad
-        order = order.followed_by(piece_order)
+    with read_dump(path, piece_size) as pieces:
+        for table, piece_bad, piece_order in pieces:
+            tables.append(table)
+            bad += piece_bad
+            order = order.followed_by(piece_order)
     rows = pa.concat_tables(tables).to_pylist()
     return sorted((tuple(row.values()) for row in rows), key=repr), bad, order.increasing
 

@@ -8,14 +8,19 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.cache import parse_size
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, HOURS_AT_ONCE, EngineResult, LineReport, fold_line_stats
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
+    import pyarrow as pa
 
 
 def _sql_string(value: str) -> str:
@@ -35,6 +40,9 @@ class DuckDBEngine:
         self._connections = itertools.count()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        # Imported here, not with the module: an hour's dump is already being read meanwhile.
+        import duckdb
+
         self.spill_dir.mkdir(exist_ok=True)  # DuckDB makes its folder only where the parent exists
         config = {
             "threads": self.threads,
@@ -51,8 +59,8 @@ class DuckDBEngine:
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
         dump_path = Path(dump_path)
-        with self._connect() as con:
-            parse_problems, order = _read_hour_lines(con, dump_path)
+        with read_dump(dump_path) as pieces, self._connect() as con:
+            parse_problems, order = _read_hour_lines(con, pieces)
             lines, unique_pairs = self._line_report(con, parse_problems, order.increasing)
             if strict:
                 lines.check_strict(dump_path.name)
@@ -66,7 +74,8 @@ class DuckDBEngine:
                 con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             if totals_path is not None:
                 _write_totals(con, Path(totals_path))
-            result = self._top(con, blacklist, top, ties)
+            pages = lines.good if unique_pairs else None
+            result = self._top(con, blacklist, top, ties, pages)
             result.lines = lines
             return result
 
@@ -109,10 +118,12 @@ class DuckDBEngine:
         hashes.sort()
         return report, not (hashes[1:] == hashes[:-1]).any()
 
-    def _top(self, con, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+    def _top(self, con, blacklist: Blacklist, top: int, ties: str, pages: int | None) -> EngineResult:
+        """The top list of page_totals, which holds ``pages`` rows (counted here if None)."""
         con.register("blacklist", blacklist.table)
         self._match_blacklist(con)
-        [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
+        if pages is None:
+            [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
         [(blacklisted,)] = con.sql("SELECT count(*) FROM blacklisted_pages").fetchall()
         table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
         return EngineResult(table=table, pages=pages, blacklisted_pages=blacklisted)
@@ -127,16 +138,16 @@ class DuckDBEngine:
         shutil.rmtree(self.spill_dir, ignore_errors=True)
 
 
-def _read_hour_lines(con, dump_path: Path) -> tuple[Counter, PairOrder]:
-    """The hour_lines table (clean_lines.sql over the dump), filled piece by piece while the
-    next pieces are parsed; returns the lines the parser rejected, by kind, and the order
+def _read_hour_lines(con, pieces: Iterator[tuple[pa.Table, Counter, PairOrder]]) -> tuple[Counter, PairOrder]:
+    """The hour_lines table (clean_lines.sql over a dump's parsed pieces), filled piece by
+    piece while the next pieces are parsed; returns the lines the parser rejected, by kind, and the order
     of the pairs."""
     parse_problems: Counter = Counter()
     order = PairOrder(True)
     clean_lines = render("clean_lines")
     con.register("raw_lines", RAW_LINES_SCHEMA.empty_table())
     con.execute(f"CREATE TEMP TABLE hour_lines AS {clean_lines} LIMIT 0")
-    for raw_lines, piece_problems, piece_order in read_dump(dump_path):
+    for raw_lines, piece_problems, piece_order in pieces:
         con.register("raw_lines", raw_lines)
         con.execute("INSERT INTO hour_lines " + clean_lines)
         parse_problems += piece_problems

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,11 @@ class PairOrder:
                          later.last or self.last)
 
 
-def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Table, Counter, PairOrder]]:
-    """parse_dump of each piece of a dump file, in order. Threads work ahead of the caller:
-    one decompresses the pieces one after the other, PARSERS parse the next ones."""
+@contextmanager
+def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[Iterator[tuple[pa.Table, Counter, PairOrder]]]:
+    """parse_dump of each piece of a dump file, in order. Threads start reading on entry and
+    work ahead of the caller (who may meanwhile get ready, e.g. connect an engine): one
+    decompresses the pieces one after the other, PARSERS parse the next ones."""
     pieces = verified_pieces(path, piece_size)
 
     def parse(decompressing: Future) -> tuple[pa.Table, Counter, PairOrder] | None:
@@ -69,12 +72,16 @@ def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[tuple[pa.Tab
             return parser.submit(parse, decompressor.submit(next, pieces, None))
 
         parsing = deque(parse_next() for _ in range(PARSERS))
-        while True:
-            parsed = parsing.popleft().result()
-            if parsed is None:
-                return
-            parsing.append(parse_next())
-            yield parsed
+
+        def parsed_pieces() -> Iterator[tuple[pa.Table, Counter, PairOrder]]:
+            while True:
+                parsed = parsing.popleft().result()
+                if parsed is None:
+                    return
+                parsing.append(parse_next())
+                yield parsed
+
+        yield parsed_pieces()
 
 
 def parse_dump(data: bytes) -> tuple[pa.Table, Counter, PairOrder]:
