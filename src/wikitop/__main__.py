@@ -1,3 +1,3 @@
-from wikitop.cli import main
+from wikitop.cli import run
 
-main()
+run()

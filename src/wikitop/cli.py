@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import sys
 from datetime import datetime
@@ -698,5 +699,27 @@ def prune(obj, older_than, max_size, kinds, dry_run):
                f"{'would keep' if dry_run else 'kept'} {_describe_cache(kept)} in {cache_dir}", err=True)
 
 
+def run() -> NoReturn:
+    """The console script: main(), then, its output flushed, the end of the process without
+    the interpreter's teardown, which spends 0.1-0.2 s unloading DuckDB and Arrow and freeing
+    memory that the exit frees anyway. Every command has closed what it opened by then."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            code = done.code or 0
+        else:
+            print(done.code, file=sys.stderr)
+            code = 1
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # e.g. a closed pipe; the exit code still tells
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()
