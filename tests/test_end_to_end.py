@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HOUR, wikitop_env
-from dumpserver import DumpServer, Fault
 
 import reference
+import wikitop
+from conftest import HOUR, wikitop_env
+from dumpserver import DumpServer, Fault
 
 HOUR_ARG = "2020-01-22T02"
 PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
@@ -78,7 +79,8 @@ def test_rank_ties_can_list_more_than_top_rows(cli, tmp_path, mirror):
 def test_spark_era_quoted_titles_are_unquoted(cli, tmp_path, mirror, spark_era_hour):
     mirror.add(HOUR, spark_era_hour)
     out = tmp_path / "out"
-    assert cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist", "--top", "1000").returncode == 0
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist", "--top", "1000")
+    assert result.returncode == 0
     rows = csv_rows(published(out)[1])
     assert rows == reference.expected_csv_rows(spark_era_hour, None, top=1000)
     titles = [row[1] for row in rows]
@@ -196,6 +198,19 @@ def test_bad_usage_gets_one_clear_line(cli, tmp_path, args, message):
 def test_usage_errors_exit_2(cli, tmp_path):
     assert cli("hour", "nonsense").returncode == 2
     assert cli("hour", "2020-01-22T02", "--format", "xml").returncode == 2
+
+
+def test_the_quick_exit_loses_no_output(cli, tmp_path):
+    """The console script ends without the interpreter's teardown: what it wrote to a pipe
+    (block-buffered, as without PYTHONUNBUFFERED) arrives whole, and the exit code is kept."""
+    env = {k: v for k, v in wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cache")).items() if k != "PYTHONUNBUFFERED"}
+    result = cli("range", "--help", env=env)
+    assert result.returncode == 0 and "--allow-incomplete" in result.stdout
+    assert result.stdout.rstrip().endswith("Show this message and exit.")  # the last line of the help
+    result = cli("--version", env=env)
+    assert (result.returncode, result.stdout.strip()) == (0, f"wikitop, version {wikitop.__version__}")
+    result = cli("hour", "2999-01-01T00", "--out", tmp_path / "out", env=env)
+    assert result.returncode == 1 and result.stderr.startswith("wikitop: error:")
 
 
 def test_corrupt_mirror_file_fails_without_publishing(cli, tmp_path, mirror, real_hour):

@@ -140,8 +140,8 @@ class DuckDBEngine:
 
 def _read_hour_lines(con, pieces: Iterator[tuple[pa.Table, Counter, PairOrder]]) -> tuple[Counter, PairOrder]:
     """The hour_lines table (clean_lines.sql over a dump's parsed pieces), filled piece by
-    piece while the next pieces are parsed; returns the lines the parser rejected, by kind, and the order
-    of the pairs."""
+    piece while the next pieces are parsed; returns the lines the parser rejected, by kind,
+    and the order of the pairs."""
     parse_problems: Counter = Counter()
     order = PairOrder(True)
     clean_lines = render("clean_lines")
