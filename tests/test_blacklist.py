@@ -1,16 +1,23 @@
 import hashlib
+import random
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import HOUR
 
-from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_title, canonical_titles, load_blacklist, parse_blacklist
+import reference
+from conftest import HOUR
+from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_titles, load_blacklist, parse_blacklist
 from wikitop.pipeline import Wikitop
 from wikitop.publish import Period
 from wikitop.settings import Settings
 
 DATA = Path(__file__).parent / "data"
+
+
+def canonical_title(title: str) -> str:
+    [canonical] = canonical_titles(pa.array([title])).to_pylist()
+    return canonical
 
 
 def test_canonical_title_decodes_until_stable():
@@ -30,9 +37,29 @@ def test_escapes_that_are_not_utf8_stay_as_written():
 @pytest.mark.parametrize("batch", [pa.array, lambda titles: pa.chunked_array([titles[:3], titles[3:]])])
 def test_canonical_titles_of_a_batch_are_canonical_title_of_each(batch):
     titles = ["%D0%91%D0%BE", "New York", "plain", None, "100%", "a b%20c", "%E3%EB", "%25D8%25A5", "x_y"]
-    expected = [None if title is None else canonical_title(title) for title in titles]
+    expected = [None if title is None else reference.canonical_title(title) for title in titles]
     assert canonical_titles(batch(titles)).to_pylist() == expected
     assert canonical_titles(batch(["plain", "New York"])).to_pylist() == ["plain", "New_York"]
+
+
+def random_titles(count: int, seed: int) -> list[str]:
+    """Titles made of escapes of every kind: of UTF-8 and of other bytes, doubly encoded,
+    of spaces, cut short at the end of a title, next to stray '%' signs and hex digits."""
+    rng = random.Random(seed)
+    parts = ["a", "_", " ", "é", "Б", "%", "%%", "4", "F", "%2", "%25", "%20", "%2520", "%41", "%e9", "%E9",
+             "%FF", "%D0%91", "%d0%b1", "%25D0%2591", "%E2%82%AC", "%E2%82", "%C3", "%7", "%G1", "%0A", "%00"]
+    return ["".join(rng.choices(parts, k=rng.randint(0, 8))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_canonical_titles_agree_with_the_reference_on_random_titles(seed):
+    titles = random_titles(3000, seed)
+    expected = [reference.canonical_title(title) for title in titles]
+    assert canonical_titles(pa.array(titles)).to_pylist() == expected
+    assert canonical_titles(pa.array(titles, pa.large_string())).to_pylist() == expected
+    # A slice starts at an offset into its buffers; an escape may not run into the next title.
+    assert canonical_titles(pa.array(["x%4", *titles, "1"])[1:-1]).to_pylist() == expected
+    assert canonical_titles(pa.array(["%4", "1", "%", "41"])).to_pylist() == ["%4", "1", "%", "41"]
 
 
 def test_lines_without_title_or_not_utf8_are_skipped_and_counted():
@@ -61,7 +88,7 @@ def test_decoded_matching_removes_127_rows_of_the_real_prefix(tmp_path):
     # DATA.md: byte-for-byte matching removes 3 rows of this file, canonical matching 127.
     blacklist = load_blacklist(DEFAULT_BLACKLIST)
     rows = [line.split(" ") for line in (DATA / "pageviews-2020-prefix.txt").read_text("utf-8").splitlines()]
-    removed = sum((domain, canonical_title(title)) in blacklist.pairs for domain, title, _, _ in rows)
+    removed = sum((domain, reference.canonical_title(title)) in blacklist.pairs for domain, title, _, _ in rows)
     assert removed == 127
 
 
