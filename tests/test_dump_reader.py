@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import queue
 from collections import Counter
 
 import pyarrow as pa
@@ -10,8 +11,11 @@ import pytest
 
 from conftest import EDGE_CASE_LINES, REAL_PREFIX
 from wikitop.engines.dump_reader import PairOrder, read_dump
-from wikitop.gzipfile import CorruptDump
+from wikitop.gzipfile import CorruptDump, verified_pieces
 from wikitop.synthetic import generate_hour
+
+# More than any file here holds: the whole file in one piece.
+WHOLE = 1 << 24
 
 
 def read_all(path, piece_size: int) -> tuple[list[tuple], Counter, bool]:
@@ -51,7 +55,26 @@ def test_pieces_of_any_size_give_the_same_lines(tmp_path, piece_size):
     generated = tmp_path / "generated.gz"
     generate_hour(generated, lines=5_000, seed=3)
     for path in (edge, generated):
-        assert read_all(path, piece_size) == read_all(path, 1 << 30)
+        assert read_all(path, piece_size) == read_all(path, WHOLE)
+
+
+def test_spare_pieces_are_filled_again_unless_still_held(tmp_path):
+    lines = b"".join(b"en Page_%d %d 0\n" % (n, n) for n in range(100))
+    spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    pieces = verified_pieces(gzipped(tmp_path, lines), 64, spare)
+    first = next(pieces)
+    received = [bytes(first)]
+    spare.put(first)
+    second = next(pieces)
+    assert second is first
+    received.append(bytes(second))
+    held = memoryview(second)  # still read elsewhere, e.g. by Arrow
+    spare.put(second)
+    third = next(pieces)
+    assert third is not second and bytes(held) == received[-1]
+    received += [bytes(third), *(bytes(piece) for piece in pieces)]
+    assert b"".join(received) == lines
+    assert all(piece.endswith(b"\n") and len(piece) <= 64 + 20 for piece in received)
 
 
 def test_a_truncated_dump_fails_the_iteration(tmp_path):
@@ -67,7 +90,7 @@ def test_sorted_files_are_known_to_hold_each_pair_once(tmp_path):
     generated = tmp_path / "generated.gz"  # bad lines of every kind, at random places
     generate_hour(generated, lines=20_000, seed=8)
     for path in (real, generated):
-        for piece_size in (1 << 12, 1 << 30):
+        for piece_size in (1 << 12, WHOLE):
             assert read_all(path, piece_size)[2], (path.name, piece_size)
 
 

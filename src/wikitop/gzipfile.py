@@ -7,14 +7,15 @@ shows. Engines that parse the text get it from here in the same pass.
 
 from __future__ import annotations
 
+import queue
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from isal import igzip
 
-# Below glibc's largest mmap threshold (32 MB), so that a freed piece's memory is reused for
-# the next instead of being unmapped and mapped and zeroed anew (1 s of kernel time an hour).
+# 28 pieces in a 6M-line hour: parsing starts soon after reading does; pieces of 12 and 16 MB
+# took as long.
 PIECE_SIZE = 8 << 20
 
 
@@ -22,19 +23,62 @@ class CorruptDump(RuntimeError):
     """The bytes are not a complete gzip file."""
 
 
-def verified_pieces(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[bytes]:
+def verified_pieces(
+    path: Path, piece_size: int = PIECE_SIZE, spare: queue.SimpleQueue[bytearray] | None = None
+) -> Iterator[bytearray]:
     """The decompressed contents of a gzip file (plain files as they are) in pieces of
     whole lines, about piece_size each; the iteration ends only once every trailer has
-    checked out, and raises CorruptDump otherwise."""
+    checked out, and raises CorruptDump otherwise.
+
+    A piece the caller is done with can be put in ``spare`` to be filled again: memory
+    already mapped, where a new piece's would be page-faulted in anew (an hour of 28
+    pieces: 131,000 page faults in all instead of 154,000, and 0.2 s less kernel time).
+    """
     path = Path(path)
     if path.suffix == ".gz" and path.stat().st_size == 0:
         raise CorruptDump(f"{path.name} is empty")
     opener = igzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as source:
-            while block := source.read(piece_size):
-                # Completing the last line copies the block once; a block ending at a line
-                # break is not copied.
-                yield block if block.endswith(b"\n") else block + source.readline()
+            unfinished_line = b""
+            while True:
+                piece = _empty_piece(spare)
+                size = len(unfinished_line) + piece_size
+                if len(piece) < size:
+                    piece.extend(bytes(size - len(piece)))
+                # Decompressed straight into the piece, after the line the last one left unfinished.
+                piece[: len(unfinished_line)] = unfinished_line
+                with memoryview(piece) as whole, whole[len(unfinished_line) : size] as rest:
+                    read = source.readinto(rest)
+                if not read:
+                    if unfinished_line:
+                        yield bytearray(unfinished_line)
+                    return
+                filled = len(unfinished_line) + read
+                end = piece.rfind(b"\n", 0, filled) + 1
+                if not end:  # a line longer than a piece: read on
+                    unfinished_line = bytes(piece[:filled])
+                    continue
+                unfinished_line = bytes(piece[end:filled])
+                # Shortened, a bytearray keeps its memory for growing back.
+                del piece[end:]
+                yield piece
     except (OSError, EOFError, zlib.error) as error:
         raise CorruptDump(f"{path.name} is corrupt or truncated ({error})") from None
+
+
+def _empty_piece(spare: queue.SimpleQueue[bytearray] | None) -> bytearray:
+    """A spare piece to fill again, if one is no longer exported (held by a buffer
+    protocol user such as Arrow: resizing it then fails); otherwise a new one."""
+    while spare is not None:
+        try:
+            piece = spare.get_nowait()
+        except queue.Empty:
+            break
+        try:
+            piece.append(0)
+            piece.pop()
+            return piece
+        except BufferError:
+            continue
+    return bytearray()

@@ -10,6 +10,7 @@ files Wikimedia publishes, which spares the engine from checking them for repeat
 
 from __future__ import annotations
 
+import queue
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,11 +61,16 @@ def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[Iterator[tup
     """parse_dump of each piece of a dump file, in order. Threads start reading on entry and
     work ahead of the caller (who may meanwhile get ready, e.g. connect an engine): one
     decompresses the pieces one after the other, PARSERS parse the next ones."""
-    pieces = verified_pieces(path, piece_size)
+    spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    pieces = verified_pieces(path, piece_size, spare)
 
     def parse(decompressing: Future) -> tuple[pa.Table, Counter, PairOrder] | None:
         piece = decompressing.result()
-        return None if piece is None else parse_dump(piece)
+        if piece is None:
+            return None
+        parsed = parse_dump(piece)
+        spare.put(piece)
+        return parsed
 
     with ThreadPoolExecutor(1, "decompress") as decompressor, ThreadPoolExecutor(PARSERS, "parse") as parser:
 
@@ -109,9 +115,11 @@ def _read_fields(data: bytes) -> tuple[pa.Table, Counter]:
 
     if not data:
         return RAW_LINES_SCHEMA.empty_table(), bad
+    # Without Arrow's own threads (the pieces are parsed on PARSERS threads anyway), the
+    # reader lets go of data when it returns, so that the piece can be filled again.
     table = csv.read_csv(
         pa.BufferReader(data),
-        read_options=csv.ReadOptions(column_names=FIELDS, block_size=BLOCK_SIZE),
+        read_options=csv.ReadOptions(column_names=FIELDS, block_size=BLOCK_SIZE, use_threads=False),
         parse_options=csv.ParseOptions(
             delimiter=" ", quote_char=False, escape_char=False, ignore_empty_lines=True, invalid_row_handler=reject
         ),
