@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.cache import parse_size
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, HOURS_AT_ONCE, EngineResult, LineReport, fold_line_stats
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import duckdb
-    import pyarrow as pa
 
 
 def _sql_string(value: str) -> str:
@@ -139,19 +140,35 @@ class DuckDBEngine:
 
 
 def _read_hour_lines(con, pieces: Iterator[tuple[pa.Table, Counter, PairOrder]]) -> tuple[Counter, PairOrder]:
-    """The hour_lines table (clean_lines.sql over a dump's parsed pieces), filled piece by
-    piece while the next pieces are parsed; returns the lines the parser rejected, by kind,
-    and the order of the pairs."""
+    """The hour_lines table (clean_lines.sql over a dump's parsed pieces), filled as the
+    pieces are parsed; returns the lines the parser rejected, by kind, and the order of
+    the pairs. One statement reads the pieces as a stream: a statement for each piece
+    (28 in a 6M-line hour) planned clean_lines.sql anew, and all of them took 0.1-0.2 s
+    more, in wall time and in CPU time, than this one."""
     parse_problems: Counter = Counter()
     order = PairOrder(True)
-    clean_lines = render("clean_lines")
-    con.register("raw_lines", RAW_LINES_SCHEMA.empty_table())
-    con.execute(f"CREATE TEMP TABLE hour_lines AS {clean_lines} LIMIT 0")
-    for raw_lines, piece_problems, piece_order in pieces:
-        con.register("raw_lines", raw_lines)
-        con.execute("INSERT INTO hour_lines " + clean_lines)
-        parse_problems += piece_problems
-        order = order.followed_by(piece_order)
+    failure: list[Exception] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal order
+        try:
+            for raw_lines, piece_problems, piece_order in pieces:
+                parse_problems.update(piece_problems)
+                order = order.followed_by(piece_order)
+                yield from raw_lines.to_batches()
+        except Exception as error:  # DuckDB reports it as an error of its own: kept to raise as it was
+            failure.append(error)
+            raise
+
+    con.register("raw_lines", pa.RecordBatchReader.from_batches(RAW_LINES_SCHEMA, batches()))
+    try:
+        con.execute("CREATE TEMP TABLE hour_lines AS " + render("clean_lines"))
+    except Exception:
+        if failure:
+            raise failure[0] from None
+        raise
+    finally:
+        con.unregister("raw_lines")
     return parse_problems, order
 
 
