@@ -210,8 +210,8 @@ def load_blacklist(
 ) -> Blacklist:
     """The blacklist at location (None: no blacklist), from its bytes ``raw`` if already read.
 
-    Reading and canonicalising 57,000 lines takes about half a second; with cache_dir the parsed list is kept
-    there as an Arrow file under the digest of its bytes and reused.
+    Reading and canonicalising 57,000 lines takes about half a second; with cache_dir the
+    parsed list is kept there as an Arrow file under the digest of its bytes and reused.
     """
     import pyarrow as pa
 
