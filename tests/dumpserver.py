@@ -602,8 +602,8 @@ def main(argv: list[str] | None = None) -> None:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, signal.default_int_handler)
     with server:
-        print(server.url, flush=True)
-        try:
+        try:  # a signal may arrive while the URL is still being printed
+            print(server.url, flush=True)
             signal.pause()
         except KeyboardInterrupt:
             pass
