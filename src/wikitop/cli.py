@@ -17,7 +17,7 @@ from typing import NoReturn
 import click
 
 from wikitop import __version__
-from wikitop.blacklist import DEFAULT_BLACKLIST
+from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
@@ -238,9 +238,15 @@ def open_session(options: dict, keep_totals_default: bool) -> Wikitop:
     try:
         settings = make_settings(options, keep_totals_default)
         progress = _progress_bar() if interactive else None
-        return Wikitop(settings, progress)
+        session = Wikitop(settings, progress)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    try:
+        _ = session.blacklist_sha256  # a blacklist that cannot be used fails the run before any download
+    except BlacklistError:
+        session.close()
+        raise
+    return session
 
 
 def _progress_bar():
@@ -279,7 +285,7 @@ def with_errors_as_exit_codes(command):
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except PublishError as error:  # the output cannot be used at all, e.g. before a range starts
+        except (PublishError, BlacklistError) as error:  # the run cannot start, e.g. before a range
             click.echo(f"wikitop: error: {error}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:

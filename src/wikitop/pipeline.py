@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop import __version__
-from wikitop.blacklist import Blacklist, load_blacklist, read_blacklist_bytes
+from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
 from wikitop.hours import HourError, check_hour_available, format_hour
@@ -39,7 +39,7 @@ def outcome_of_failures(period: Period):
         yield failure
     except NotPublished as error:
         failure.outcome = Outcome(period, Status.MISSING, str(error))
-    except (FetchError, HourError, BadInput, PublishError) as error:
+    except (FetchError, HourError, BadInput, PublishError, BlacklistError) as error:
         failure.outcome = Outcome(period, Status.FAILED, str(error))
     except Exception as error:  # an engine's own error (corrupt data, out of memory)
         log.debug("unexpected error", exc_info=True)
