@@ -19,6 +19,7 @@ Arrow is imported by the functions that encode and decode results (see
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import inspect
@@ -217,6 +218,8 @@ class ResultStore:
             raise PublishError(f"cannot use {_without_userinfo(out)}: {self._describe(error)}") from None
         if self.is_s3:
             self.fs.retries = S3FS_RETRIES
+        if isinstance(getattr(self.fs, "loop", None), asyncio.AbstractEventLoop):
+            _log_orphaned_request_errors(self.fs.loop)
         protocols = _protocols(self.fs)
         self.is_local = "file" in protocols
         self.is_object_store = bool(OBJECT_STORE_PROTOCOLS & set(protocols))
@@ -339,6 +342,40 @@ class ResultStore:
 
     def _describe(self, error: BaseException) -> str:
         return describe_storage_error(error, self._secrets)
+
+
+_ORPHAN_MESSAGE = "Task exception was never retrieved"
+_CONNECTION_ERRORS = frozenset({"aiohttp.ClientError", "botocore.HTTPClientError"})
+
+
+def _log_orphaned_request_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Send the connection errors of tasks nobody awaits to the debug log instead of a
+    traceback on stderr; any other unhandled error goes to the loop's handler as before.
+
+    aiohttp writes a request's body in a task of its own, which fails too when the endpoint
+    drops the connection, after the request's own failure; s3fs's multipart uploads leave
+    sibling part uploads running when one fails. The failure that matters reaches the
+    caller, and the store reports it."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "logs_orphaned_request_errors", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        error = context.get("exception")
+        if context.get("message") == _ORPHAN_MESSAGE and error is not None and _is_connection_error(error):
+            log.debug("a storage request's background task failed as well: %s", " ".join(str(error).split()))
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.logs_orphaned_request_errors = True
+    loop.set_exception_handler(handler)
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    kinds = {f"{cls.__module__.partition('.')[0]}.{cls.__name__}" for cls in type(error).__mro__}
+    return isinstance(error, OSError) or bool(kinds & _CONNECTION_ERRORS)
 
 
 def _marker_record(content: bytes) -> dict | None:
