@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import fsspec.utils
 from isal import igzip
 
 from wikitop.hours import ONE_HOUR, format_hour, parse_hour
+from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -208,14 +208,15 @@ class ResultStore:
         options = storage_options or {}
         if self.is_s3:
             options = _with_defaults({"config_kwargs": S3_CLIENT_CONFIG}, options)
-        self._secrets = _secret_values(options)
+        self._secrets = secret_values(options)
+        remember_secrets([*self._secrets, *secrets_in_url(out)])
         try:
             self.fs, self.root = fsspec.core.url_to_fs(out, **options)
         except ImportError as error:
             hint = " (pip install 'wikitop[s3]')" if self.is_s3 else ""
-            raise PublishError(f"cannot use {_without_userinfo(out)}: {error}{hint}") from None
+            raise PublishError(f"cannot use {without_userinfo(out)}: {error}{hint}") from None
         except (ValueError, TypeError) as error:
-            raise PublishError(f"cannot use {_without_userinfo(out)}: {self._describe(error)}") from None
+            raise PublishError(f"cannot use {without_userinfo(out)}: {self._describe(error)}") from None
         if self.is_s3:
             self.fs.retries = S3FS_RETRIES
         if isinstance(getattr(self.fs, "loop", None), asyncio.AbstractEventLoop):
@@ -257,7 +258,7 @@ class ResultStore:
         folder = self.folder(period, fmt)
         name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.{_EXTENSIONS[fmt]}"
         marker = dict(metadata, file=name, file_bytes=len(data), format=fmt, published_at=_now())
-        marker_text = _redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
+        marker_text = redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
         started = datetime.now(UTC)
         try:
             if not self.is_object_store:  # on object stores makedirs probes, or even creates, the bucket
@@ -407,33 +408,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_SECRET_NAME = re.compile(r"(?i)secret|token|password|passwd|account_key|connection_string|credential")
-_SIGNED_URL_PARAMETER = re.compile(
-    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig)=[^&\s\"']+"
-)
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _CREDENTIAL_ERROR_CODES = frozenset({
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
     "AuthorizationHeaderMalformed", "InvalidClientTokenId", "UnrecognizedClientException",
 })
 _ACCESS_ERROR_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
-
-
-def _secret_values(options: dict) -> list[str]:
-    """Values that must never be shown: secrets in the options and in the environment."""
-    values = [value for name, value in os.environ.items() if _SECRET_NAME.search(name)]
-    pending = [options]
-    while pending:
-        for name, value in pending.pop().items():
-            if isinstance(value, dict):
-                pending.append(value)
-            elif isinstance(value, str) and _SECRET_NAME.search(str(name)):
-                values.append(value)
-    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
-
-
-def _without_userinfo(url: str) -> str:
-    return _USERINFO.sub("***@", url)
 
 
 def _error_code(error: BaseException) -> str | None:
@@ -468,11 +447,4 @@ def describe_storage_error(error: BaseException, secrets: Sequence[str] = ()) ->
         text = f"{code}: {message}"
     else:
         text = message if isinstance(error, OSError) else f"{type(error).__name__}: {message}"
-    return _redact(text, secrets)[:400]
-
-
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` without the given secrets, URL passwords and request signatures."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _USERINFO.sub("***@", _SIGNED_URL_PARAMETER.sub(r"\1=***", text))
+    return redact(text, secrets)[:400]
