@@ -496,3 +496,15 @@ def test_an_endpoint_dropping_a_multipart_upload_fails_with_one_line(s3, s3_cli,
     assert "cannot reach the storage endpoint" in line
     assert "never retrieved" not in result.stderr
     assert {key: get(s3, f"{prefix}/{key}") for key in keys(s3, prefix)} == before
+
+
+def test_credentials_in_an_s3_url_show_nowhere(s3, s3_cli, two_hours, prefix):
+    secret = "url-secret-0123456789"
+    out = f"s3://{s3.access_key}:{secret}@{BUCKET}/{prefix}"
+    for args in (("hour", HOUR_ARG, "--source", two_hours.root, "-vv"), ("ls",), ("show", HOUR_ARG)):
+        result = s3_cli(*args, "--out", out)
+        assert result.returncode == 1
+        line = one_line(result.stderr)
+        assert line.startswith("wikitop: ") and f"s3://***@{BUCKET}/{prefix}" in line
+        assert secret not in result.stdout + result.stderr
+    assert keys(s3, prefix) == []
