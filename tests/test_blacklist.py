@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 import random
 from pathlib import Path
@@ -6,8 +7,16 @@ import pyarrow as pa
 import pytest
 
 import reference
-from conftest import HOUR
-from wikitop.blacklist import DEFAULT_BLACKLIST, canonical_titles, load_blacklist, parse_blacklist
+from conftest import HOUR, Mirror
+from dumpserver import DumpServer
+from wikitop.blacklist import (
+    DEFAULT_BLACKLIST,
+    BlacklistError,
+    canonical_titles,
+    load_blacklist,
+    parse_blacklist,
+    read_blacklist_bytes,
+)
 from wikitop.pipeline import Wikitop
 from wikitop.publish import Period
 from wikitop.settings import Settings
@@ -118,3 +127,55 @@ def test_checking_what_is_done_reads_the_blacklist_digest_only(tmp_path, locatio
     assert not (cache / "blacklists").exists()
     assert session.blacklist_sha256 == session.blacklist.sha256 == load_blacklist(location).sha256
     assert (cache / "blacklists").exists() == (location is not None)
+
+
+def test_a_gzipped_blacklist_is_read_as_its_text_whatever_its_name(tmp_path):
+    shipped = load_blacklist(DEFAULT_BLACKLIST)
+    gzipped = tmp_path / "blacklist.txt"
+    gzipped.write_bytes(gzip.compress(read_blacklist_bytes(DEFAULT_BLACKLIST)))
+    from_gzip = load_blacklist(str(gzipped))
+    assert from_gzip.pairs == shipped.pairs and from_gzip.lines == shipped.lines == 57114
+    assert from_gzip.sha256 == shipped.sha256  # the same list, the same results
+
+
+# Not one line of these is 'domain_code page_title' in UTF-8.
+JUNK = bytes(range(256)) * 64 + b"\x89PNG\r\n\x1a\n\x00\x00 \xff\xfe\n"
+
+
+@pytest.mark.parametrize(("content", "lines"), [
+    (JUNK, JUNK.count(b"\n")),
+    (gzip.compress(JUNK), JUNK.count(b"\n")),
+    (b"", 0),
+    (b"\n\nen\n \n", 4),
+])
+def test_a_blacklist_without_a_valid_line_is_refused(tmp_path, content, lines):
+    path = tmp_path / "list"
+    path.write_bytes(content)
+    with pytest.raises(BlacklistError, match=f"blacklist {path} has no valid 'domain_code page_title' line "
+                                             f"among {lines} lines"):
+        read_blacklist_bytes(str(path))
+
+
+def test_a_corrupt_gzip_blacklist_is_refused(tmp_path):
+    path = tmp_path / "list.gz"
+    path.write_bytes(gzip.compress(b"en Foo\n" * 1000)[:-20])
+    with pytest.raises(BlacklistError, match=f"blacklist {path} is not a readable gzip file"):
+        read_blacklist_bytes(str(path))
+
+
+def test_the_cli_refuses_an_unusable_blacklist_before_any_download(cli, tmp_path, real_hour):
+    site = Mirror(tmp_path / "site")
+    site.add(HOUR, real_hour)
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(gzip.compress(JUNK))
+    out = tmp_path / "out"
+    with DumpServer(site.root) as server:
+        for command in (("hour", "2020-01-22T02"), ("range", "2020-01-22T02", "2020-01-22T03")):
+            result = cli(*command, "--source", server.url, "--out", out, "--blacklist", junk)
+            assert result.returncode == 1
+            assert result.stdout == ""
+            assert result.stderr.splitlines() == [
+                f"wikitop: error: the blacklist {junk} has no valid 'domain_code page_title' line among 67 lines"
+            ]
+        assert server.requests == []
+    assert not out.exists()

@@ -6,14 +6,17 @@ in no output, error or marker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +25,7 @@ from functools import partial
 
 import pyarrow as pa
 import pytest
+
 from conftest import HOUR, run_wikitop, wikitop_env
 from s3server import S3Server, unavailable_reason
 
@@ -73,6 +77,73 @@ async def hanging_call_s3(self, method, *args, **kwargs):
 s3fs.core.S3FileSystem._call_s3 = hanging_call_s3
 main(prog_name="wikitop")
 """
+
+
+# Runs the CLI with results uploaded in small parts, so that an hour's result is a multipart upload.
+SMALL_PARTS = """
+from wikitop import publish
+from wikitop.cli import main
+
+publish.MULTIPART_PART_BYTES = 16384
+main(prog_name="wikitop")
+"""
+
+
+class DroppingProxy:
+    """A TCP proxy to the S3 server that, once clients have sent ``limit`` bytes, cuts every
+    connection and resets each new one: an endpoint that drops in the middle of an upload."""
+
+    def __init__(self, server: S3Server, limit: int):
+        self.target = ("127.0.0.1", server.ports["s3"])
+        self.limit = limit
+        self.received = 0
+        self.dropped = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.dropped.is_set():
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_client:
+                    with self._lock:
+                        self.received += len(data)
+                    if self.received > self.limit:
+                        self._drop()
+                        return
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def _drop(self) -> None:
+        self.dropped.set()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._drop()
 
 
 @pytest.fixture(scope="session")
@@ -402,3 +473,38 @@ def test_an_endpoint_that_never_accepts_fails_within_the_bound(s3, prefix):
         assert time.monotonic() - started < 3 * 1 + 3  # attempts x connect timeout + backoff
         for filler in fillers:
             filler.close()
+
+
+def test_an_endpoint_dropping_a_multipart_upload_fails_with_one_line(s3, s3_cli, two_hours, prefix, tmp_path):
+    out = f"s3://{BUCKET}/{prefix}"
+    args = ("hour", HOUR_ARG, "--source", two_hours.root, "--out", out, "--no-blacklist", "--format", "jsonl")
+    assert s3_cli(*args, "--top", "3").returncode == 0
+    before = {key: get(s3, f"{prefix}/{key}") for key in keys(s3, prefix)}
+
+    script = tmp_path / "small_parts.py"
+    script.write_text(SMALL_PARTS)
+    proxy = DroppingProxy(s3, limit=100_000)  # the result is some 250 KB: ten parts at once, then a drop
+    try:
+        result = subprocess.run([sys.executable, str(script), *args, "--top", "100000"], capture_output=True,
+                                text=True, env=s3_env(s3, tmp_path, AWS_ENDPOINT_URL=proxy.url), timeout=120)
+    finally:
+        proxy.close()
+    assert proxy.dropped.is_set()
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith(f"wikitop: error: {HOUR_ARG}: cannot publish to {out}/format=jsonl/")
+    assert "cannot reach the storage endpoint" in line
+    assert "never retrieved" not in result.stderr
+    assert {key: get(s3, f"{prefix}/{key}") for key in keys(s3, prefix)} == before
+
+
+def test_credentials_in_an_s3_url_show_nowhere(s3, s3_cli, two_hours, prefix):
+    secret = "url-secret-0123456789"
+    out = f"s3://{s3.access_key}:{secret}@{BUCKET}/{prefix}"
+    for args in (("hour", HOUR_ARG, "--source", two_hours.root, "-vv"), ("ls",), ("show", HOUR_ARG)):
+        result = s3_cli(*args, "--out", out)
+        assert result.returncode == 1
+        line = one_line(result.stderr)
+        assert line.startswith("wikitop: ") and f"s3://***@{BUCKET}/{prefix}" in line
+        assert secret not in result.stdout + result.stderr
+    assert keys(s3, prefix) == []

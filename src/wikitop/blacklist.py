@@ -8,9 +8,12 @@ Arrow is imported by the functions that use it (see ``wikitop.engines.__getattr_
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import json
 import os
+import re
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +27,13 @@ if TYPE_CHECKING:
     from wikitop.download import Fetcher
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
+_GZIP_MAGIC = b"\x1f\x8b"
 _PERCENT_ESCAPE = r"%[0-9A-Fa-f]{2}"
 BLACKLIST_COLUMNS = ("domain_code", "page_title")
+
+
+class BlacklistError(RuntimeError):
+    """The blacklist cannot be read, or holds no entry; the message names it and says why."""
 
 
 def canonical_titles(titles):
@@ -146,6 +154,40 @@ def _pairs_table(pairs: set[tuple[str, str]]) -> pa.Table:
     return pa.table(columns, names=list(BLACKLIST_COLUMNS))
 
 
+_DOMAIN_CODE = re.compile(r"[!-~]+")
+
+
+def _lines(raw: bytes) -> list[bytes]:
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+def _entry(raw_line: bytes) -> tuple[str, str] | str:
+    """A line's (domain code, title), or why it is skipped."""
+    try:
+        line = raw_line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    domain_code, _, title = line.partition(" ")
+    if not domain_code or not title:
+        return "no_title"
+    if not _DOMAIN_CODE.fullmatch(domain_code):
+        return "bad_domain_code"
+    return domain_code, title
+
+
+def check_has_entries(raw: bytes, source: str) -> None:
+    """Refuse a list without a single usable line (binary junk, an empty file): with it,
+    a run would rank every page while claiming to apply a blacklist."""
+    lines = _lines(raw)
+    if not any(isinstance(_entry(line), tuple) for line in lines):
+        raise BlacklistError(
+            f"the blacklist {source} has no valid 'domain_code page_title' line among {len(lines)} lines"
+        )
+
+
 def parse_blacklist(raw: bytes, source: str) -> Blacklist:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -153,21 +195,14 @@ def parse_blacklist(raw: bytes, source: str) -> Blacklist:
     domain_codes: list[str] = []
     titles: list[str] = []
     skipped: Counter = Counter()
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
+    lines = _lines(raw)
     for raw_line in lines:
-        try:
-            line = raw_line.rstrip(b"\r").decode("utf-8")
-        except UnicodeDecodeError:
-            skipped["invalid_utf8"] += 1
+        entry = _entry(raw_line)
+        if isinstance(entry, str):
+            skipped[entry] += 1
             continue
-        domain_code, _, title = line.partition(" ")
-        if not domain_code or not title:
-            skipped["no_title"] += 1
-            continue
-        domain_codes.append(domain_code)
-        titles.append(title)
+        domain_codes.append(entry[0])
+        titles.append(entry[1])
     canonical = canonical_titles(pa.array(titles, pa.string()))
     # Escapes whose bytes are not UTF-8 (legacy encodings) stay as written.
     undecodable = pc.sum(pc.match_substring_regex(canonical, _PERCENT_ESCAPE)).as_py() or 0
@@ -187,8 +222,25 @@ def empty_blacklist() -> Blacklist:
 
 
 def read_blacklist_bytes(location: str, fetcher: Callable[[], Fetcher] | None = None) -> bytes:
-    """Bytes of the built-in list, a local path, an http(s) URL (fetched with the client
-    that ``fetcher`` gives, by default a new one) or any fsspec URL."""
+    """The text of the built-in list, a local path, an http(s) URL (fetched with the client
+    that ``fetcher`` gives, by default a new one) or any fsspec URL, decompressed if it is
+    gzipped (whatever its name); BlacklistError if it cannot be read or has no entry."""
+    from wikitop.fetch import FetchError
+
+    try:
+        raw = _read_location(location, fetcher)
+    except (FetchError, OSError, ValueError) as error:
+        raise BlacklistError(f"cannot read the blacklist {location}: {' '.join(str(error).split())}") from None
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise BlacklistError(f"the blacklist {location} is not a readable gzip file: {error}") from None
+    check_has_entries(raw, location)
+    return raw
+
+
+def _read_location(location: str, fetcher: Callable[[], Fetcher] | None) -> bytes:
     if location.startswith("builtin:"):
         name = location.removeprefix("builtin:")
         return resources.files("wikitop.data").joinpath(name).read_bytes()

@@ -17,12 +17,13 @@ from typing import NoReturn
 import click
 
 from wikitop import __version__
-from wikitop.blacklist import DEFAULT_BLACKLIST
+from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.publish import FORMATS, PublishError
+from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.sql import TIE_RULES
 
@@ -227,9 +228,14 @@ def setup_logging(verbose: int, quiet: bool) -> bool:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("wikitop: %(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    # Libraries' warnings (urllib3, botocore, asyncio) through the same handler, redacted too.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.WARNING))
     return interactive
 
 
@@ -238,9 +244,15 @@ def open_session(options: dict, keep_totals_default: bool) -> Wikitop:
     try:
         settings = make_settings(options, keep_totals_default)
         progress = _progress_bar() if interactive else None
-        return Wikitop(settings, progress)
+        session = Wikitop(settings, progress)
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        raise click.UsageError(redact(str(error))) from None
+    try:
+        _ = session.blacklist_sha256  # a blacklist that cannot be used fails the run before any download
+    except BlacklistError:
+        session.close()
+        raise
+    return session
 
 
 def _progress_bar():
@@ -264,12 +276,12 @@ def _progress_bar():
 def report(outcome: Outcome, quiet: bool) -> None:
     label = outcome.period.label
     if outcome.status is Status.FAILED:
-        click.echo(f"wikitop: error: {label}: {outcome.message}", err=True)
+        click.echo(redact(f"wikitop: error: {label}: {outcome.message}"), err=True)
     elif outcome.status is Status.MISSING:
-        click.echo(f"wikitop: missing: {outcome.message}", err=True)
+        click.echo(redact(f"wikitop: missing: {outcome.message}"), err=True)
     elif not quiet:
         where = f" -> {outcome.location}" if outcome.location else ""
-        click.echo(f"{label}: {outcome.status.value}: {outcome.message}{where}")
+        click.echo(redact(f"{label}: {outcome.status.value}: {outcome.message}{where}"))
 
 
 def with_errors_as_exit_codes(command):
@@ -279,8 +291,8 @@ def with_errors_as_exit_codes(command):
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except PublishError as error:  # the output cannot be used at all, e.g. before a range starts
-            click.echo(f"wikitop: error: {error}", err=True)
+        except (PublishError, BlacklistError) as error:  # the run cannot start, e.g. before a range
+            click.echo(redact(f"wikitop: error: {error}"), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("wikitop: interrupted; nothing half-written was published", err=True)
@@ -439,7 +451,7 @@ def window(start, end, allow_incomplete, keep_raw, **options):
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"wikitop: {message}", err=True)
+    click.echo(redact(f"wikitop: {message}"), err=True)
     sys.exit(1)
 
 
@@ -462,6 +474,7 @@ def period_to_show(text: str, day: bool):
 
 def print_table(columns: list[str], rows: list[list], title: str, right_aligned: set[str] = frozenset()) -> None:
     """A rich table on a terminal; otherwise tab-separated lines with a header, the title on stderr."""
+    title = redact(title)
     if not sys.stdout.isatty():
         click.echo(title, err=True)
         click.echo("\t".join(columns))
@@ -579,8 +592,8 @@ def list_command(fmt, as_json, **options):
     if not entries:
         fail(f"nothing published under {store.location}" + (f" in format {fmt}" if fmt else ""))
     if as_json:
-        click.echo(json.dumps([{k: v for k, v in e.items() if k != "start"} for e in entries], indent=2,
-                              ensure_ascii=False))
+        click.echo(redact(json.dumps([{k: v for k, v in e.items() if k != "start"} for e in entries], indent=2,
+                                     ensure_ascii=False)))
         return
     columns = ["kind", "period", "format", "top", "ties", "rows", "hours", "published_at"]
     title = f"{len(entries)} result{'s' if len(entries) > 1 else ''} under {store.location}"

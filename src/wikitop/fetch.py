@@ -28,6 +28,7 @@ from isal import isal_zlib
 
 from wikitop import __version__
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
+from wikitop.redact import redact
 
 if TYPE_CHECKING:
     from wikitop.download import Fetcher
@@ -236,7 +237,7 @@ def read_record(dump: Path) -> dict:
 def write_record(dump: Path, source: str, summary: GzipSummary) -> None:
     stat = dump.stat()
     record = {
-        "source": source,
+        "source": redact(source),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "lines": summary.lines,
@@ -327,7 +328,9 @@ class DumpStore:
             sidecar_path(cached).unlink(missing_ok=True)
 
     def url(self, source: str, hour: datetime) -> str:
-        return f"{source.rstrip('/')}/{dump_relative_path(hour)}"
+        """The hour's file under ``source``, whose query (an access token, say) stays last."""
+        prefix, question, query = source.partition("?")
+        return f"{prefix.rstrip('/')}/{dump_relative_path(hour)}{question}{query}"
 
     def _hour_lock(self, hour: datetime) -> threading.Lock:
         with self._lock:

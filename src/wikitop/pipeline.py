@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop import __version__
-from wikitop.blacklist import Blacklist, load_blacklist, read_blacklist_bytes
+from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
 from wikitop.hours import HourError, check_hour_available, format_hour
 from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
+from wikitop.redact import redact, remember_secrets, secrets_in_url
 from wikitop.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,12 +39,13 @@ def outcome_of_failures(period: Period):
     try:
         yield failure
     except NotPublished as error:
-        failure.outcome = Outcome(period, Status.MISSING, str(error))
-    except (FetchError, HourError, BadInput, PublishError) as error:
-        failure.outcome = Outcome(period, Status.FAILED, str(error))
+        failure.outcome = Outcome(period, Status.MISSING, redact(str(error)))
+    except (FetchError, HourError, BadInput, PublishError, BlacklistError) as error:
+        failure.outcome = Outcome(period, Status.FAILED, redact(str(error)))
     except Exception as error:  # an engine's own error (corrupt data, out of memory)
         log.debug("unexpected error", exc_info=True)
-        failure.outcome = Outcome(period, Status.FAILED, f"{type(error).__name__}: {' '.join(str(error).split())}")
+        message = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        failure.outcome = Outcome(period, Status.FAILED, redact(message))
 
 
 class Status(str, Enum):
@@ -77,6 +79,8 @@ class Wikitop:
     def __init__(self, settings: Settings, progress: ProgressCallback | None = None):
         self.settings = settings
         self.progress = progress
+        urls = [*settings.sources, settings.blacklist or ""]
+        remember_secrets(value for url in urls for value in secrets_in_url(url))
         check_fetch_settings(settings.user_agent, settings.max_connections, settings.allow_more_connections)
         # The HTTP client (and its libraries) only when a server is asked for something.
         self.dumps = DumpStore(settings.sources, settings.cache_dir, self._make_fetcher)

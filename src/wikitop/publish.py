@@ -19,6 +19,7 @@ Arrow is imported by the functions that encode and decode results (see
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import inspect
@@ -26,7 +27,6 @@ import io
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +38,7 @@ import fsspec.utils
 from isal import igzip
 
 from wikitop.hours import ONE_HOUR, format_hour, parse_hour
+from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -207,16 +208,19 @@ class ResultStore:
         options = storage_options or {}
         if self.is_s3:
             options = _with_defaults({"config_kwargs": S3_CLIENT_CONFIG}, options)
-        self._secrets = _secret_values(options)
+        self._secrets = secret_values(options)
+        remember_secrets([*self._secrets, *secrets_in_url(out)])
         try:
             self.fs, self.root = fsspec.core.url_to_fs(out, **options)
         except ImportError as error:
             hint = " (pip install 'wikitop[s3]')" if self.is_s3 else ""
-            raise PublishError(f"cannot use {_without_userinfo(out)}: {error}{hint}") from None
+            raise PublishError(f"cannot use {without_userinfo(out)}: {error}{hint}") from None
         except (ValueError, TypeError) as error:
-            raise PublishError(f"cannot use {_without_userinfo(out)}: {self._describe(error)}") from None
+            raise PublishError(f"cannot use {without_userinfo(out)}: {self._describe(error)}") from None
         if self.is_s3:
             self.fs.retries = S3FS_RETRIES
+        if isinstance(getattr(self.fs, "loop", None), asyncio.AbstractEventLoop):
+            _log_orphaned_request_errors(self.fs.loop)
         protocols = _protocols(self.fs)
         self.is_local = "file" in protocols
         self.is_object_store = bool(OBJECT_STORE_PROTOCOLS & set(protocols))
@@ -254,7 +258,7 @@ class ResultStore:
         folder = self.folder(period, fmt)
         name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.{_EXTENSIONS[fmt]}"
         marker = dict(metadata, file=name, file_bytes=len(data), format=fmt, published_at=_now())
-        marker_text = _redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
+        marker_text = redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
         started = datetime.now(UTC)
         try:
             if not self.is_object_store:  # on object stores makedirs probes, or even creates, the bucket
@@ -341,6 +345,40 @@ class ResultStore:
         return describe_storage_error(error, self._secrets)
 
 
+_ORPHAN_MESSAGE = "Task exception was never retrieved"
+_CONNECTION_ERRORS = frozenset({"aiohttp.ClientError", "botocore.HTTPClientError"})
+
+
+def _log_orphaned_request_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Send the connection errors of tasks nobody awaits to the debug log instead of a
+    traceback on stderr; any other unhandled error goes to the loop's handler as before.
+
+    aiohttp writes a request's body in a task of its own, which fails too when the endpoint
+    drops the connection, after the request's own failure; s3fs's multipart uploads leave
+    sibling part uploads running when one fails. The failure that matters reaches the
+    caller, and the store reports it."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "logs_orphaned_request_errors", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        error = context.get("exception")
+        if context.get("message") == _ORPHAN_MESSAGE and error is not None and _is_connection_error(error):
+            log.debug("a storage request's background task failed as well: %s", " ".join(str(error).split()))
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.logs_orphaned_request_errors = True
+    loop.set_exception_handler(handler)
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    kinds = {f"{cls.__module__.partition('.')[0]}.{cls.__name__}" for cls in type(error).__mro__}
+    return isinstance(error, OSError) or bool(kinds & _CONNECTION_ERRORS)
+
+
 def _marker_record(content: bytes) -> dict | None:
     """A marker's metadata; None for anything unreadable, which is no proof of a result."""
     try:
@@ -370,33 +408,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_SECRET_NAME = re.compile(r"(?i)secret|token|password|passwd|account_key|connection_string|credential")
-_SIGNED_URL_PARAMETER = re.compile(
-    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig)=[^&\s\"']+"
-)
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _CREDENTIAL_ERROR_CODES = frozenset({
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
     "AuthorizationHeaderMalformed", "InvalidClientTokenId", "UnrecognizedClientException",
 })
 _ACCESS_ERROR_CODES = frozenset({"AccessDenied", "403", "AllAccessDisabled", "Forbidden"})
-
-
-def _secret_values(options: dict) -> list[str]:
-    """Values that must never be shown: secrets in the options and in the environment."""
-    values = [value for name, value in os.environ.items() if _SECRET_NAME.search(name)]
-    pending = [options]
-    while pending:
-        for name, value in pending.pop().items():
-            if isinstance(value, dict):
-                pending.append(value)
-            elif isinstance(value, str) and _SECRET_NAME.search(str(name)):
-                values.append(value)
-    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
-
-
-def _without_userinfo(url: str) -> str:
-    return _USERINFO.sub("***@", url)
 
 
 def _error_code(error: BaseException) -> str | None:
@@ -431,11 +447,4 @@ def describe_storage_error(error: BaseException, secrets: Sequence[str] = ()) ->
         text = f"{code}: {message}"
     else:
         text = message if isinstance(error, OSError) else f"{type(error).__name__}: {message}"
-    return _redact(text, secrets)[:400]
-
-
-def _redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` without the given secrets, URL passwords and request signatures."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _USERINFO.sub("***@", _SIGNED_URL_PARAMETER.sub(r"\1=***", text))
+    return redact(text, secrets)[:400]
