@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Mirror, run_wikitop, wikitop_env
 
 import reference
+from conftest import Mirror, run_wikitop, wikitop_env
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.publish import Period

@@ -22,6 +22,7 @@ from functools import partial
 
 import pyarrow as pa
 import pytest
+
 from conftest import HOUR, run_wikitop, wikitop_env
 from s3server import S3Server, unavailable_reason
 
