@@ -334,6 +334,37 @@ def test_pruning_takes_the_old_then_the_oldest_until_it_fits():
     assert select_for_pruning(entries, max_size=1000, now=now) == []
 
 
+class CountedEntry(CacheEntry):
+    """A cache entry that counts how often it is compared with another."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        CountedEntry.comparisons += 1
+        return super().__eq__(other)
+
+    __hash__ = CacheEntry.__hash__
+
+
+def test_pruning_selection_is_linear_in_the_number_of_entries():
+    now = time.time()
+    entries = [CountedEntry("dumps", Path(f"e{i}"), 100, now - i, None, "verified") for i in range(4000)]
+    CountedEntry.comparisons = 0
+    chosen = select_for_pruning(entries, older_than=2000, max_size=100 * 1000, now=now)
+    assert len(chosen) == 3000
+    assert CountedEntry.comparisons < 4 * len(entries)  # membership in a list compares millions of times
+
+
+def test_pruning_takes_temporary_files_older_than_a_day_whatever_the_limits():
+    now = time.time()
+    old_partial = CacheEntry("dumps", Path("p"), 10, now - 2 * 86400, None, "partial")
+    old_temporary = CacheEntry("totals", Path("t"), 10, now - 2 * 86400, None, "temporary")
+    recent_partial = CacheEntry("dumps", Path("q"), 10, now - 3600, None, "partial")
+    old_dump = CacheEntry("dumps", Path("d"), 10, now - 2 * 86400, None, "verified")
+    entries = [old_partial, old_temporary, recent_partial, old_dump]
+    assert select_for_pruning(entries, older_than=30 * 86400, now=now) == [old_partial, old_temporary]
+
+
 def test_scan_tells_kinds_hours_and_states(tmp_path):
     dump = cached_dump(tmp_path)
     write_record(dump, "x", verify_gzip(dump))
@@ -344,9 +375,17 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
     totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
     totals.parent.mkdir(parents=True)
     totals.write_bytes(b"PAR1")
-    found = {(e.kind, e.hour.hour, e.state) for e in scan(tmp_path)}
-    assert found == {("dumps", 2, "verified"), ("dumps", 3, "unverified"), ("dumps", 4, "partial"),
-                     ("dumps", 5, "partial"), ("totals", 2, "kept")}
+    totals.with_name(".totals-20200122-03.parquet.1234.tmp").write_bytes(b"PAR")
+    totals.with_name("totals-20200122-02.parquet.lock").touch()
+    found = {(e.kind, e.hour.hour, e.state, e.target.name) for e in scan(tmp_path)}
+    assert found == {
+        ("dumps", 2, "verified", "pageviews-20200122-030000.gz"),
+        ("dumps", 3, "unverified", "pageviews-20200122-040000.gz"),
+        ("dumps", 4, "partial", "pageviews-20200122-050000.gz"),
+        ("dumps", 5, "partial", "pageviews-20200122-060000.gz"),
+        ("totals", 2, "kept", "totals-20200122-02.parquet"),
+        ("totals", 3, "temporary", "totals-20200122-03.parquet"),
+    }
     assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import HOUR
+from filelock import FileLock
 
+from conftest import HOUR
 from wikitop.engines import RESULT_SCHEMA
 from wikitop.publish import (
     FORMATS,
@@ -23,6 +27,7 @@ from wikitop.publish import (
 from wikitop.settings import storage_options_from_flags
 
 PERIOD = Period.hour(HOUR)
+LOCK = MARKER + ".lock"
 AWKWARD_TITLES = [
     "a,b", 'say_"hi"', "back\\slash", '"Heroes"', "it's", "x%41y", "Ελληνικά", "😀_emoji", "tab\there",
     "new\nline", "", "semi;colon", "{json}", "\\N", "null", "carriage\rreturn", "crlf\r\n", "line\u2028separator",
@@ -39,7 +44,9 @@ METADATA = {"period": PERIOD.metadata(), "params": {"top": 25}, "rows": 3}
 
 
 def files(store: ResultStore, fmt: str = "csv") -> list[str]:
-    return sorted(path.rpartition("/")[2] for path in store.fs.ls(store.folder(PERIOD, fmt), detail=False))
+    """The folder's files but the empty lock file that publishing runs take turns with."""
+    names = (path.rpartition("/")[2] for path in store.fs.ls(store.folder(PERIOD, fmt), detail=False))
+    return sorted(name for name in names if name != LOCK)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -68,6 +75,7 @@ def test_publish_then_read_back(tmp_path):
     assert table.equals(TABLE)
     assert path.endswith(marker["file"]) and marker["format"] == "csv" and marker["params"] == {"top": 25}
     assert files(store) == [MARKER, marker["file"]]
+    assert (folder_path(tmp_path, store) / LOCK).stat().st_size == 0
     assert store.markers() == [(store.folder(PERIOD, "csv"), marker)]
 
 
@@ -120,6 +128,35 @@ def test_a_failed_publish_keeps_the_earlier_result_and_the_next_one_cleans_up(tm
     marker, table = store.read_result(PERIOD, "csv")
     assert table.equals(other)
     assert files(store) == sorted([MARKER, marker["file"], "notes.txt"])
+
+
+def test_publishing_in_a_local_folder_waits_for_another_run_publishing_there(tmp_path):
+    store = ResultStore(str(tmp_path / "out"))
+    folder = Path(store.folder(PERIOD, "csv"))
+    folder.mkdir(parents=True)
+    with FileLock(folder / LOCK):  # another run publishing the same result
+        publishing = threading.Thread(target=store.publish, args=(PERIOD, "csv", TABLE, METADATA))
+        publishing.start()
+        time.sleep(0.3)
+        assert publishing.is_alive() and files(store) == []
+    publishing.join(10)
+    assert store.read_result(PERIOD, "csv")[1].equals(TABLE)
+
+
+def test_cleaning_up_spares_what_another_run_published_meanwhile(tmp_path):
+    """On an object store runs cannot take turns: a run that published A and is about to clean
+    up must not delete the data file B that a run with other parameters published since."""
+    store = ResultStore(str(tmp_path / "out"))
+    store.publish(PERIOD, "csv", TABLE, METADATA)
+    folder = folder_path(tmp_path, store)
+    ours = json.loads((folder / MARKER).read_text())["file"]
+    started = datetime.now(UTC)
+    other = TABLE.slice(0, 1)
+    ResultStore(str(tmp_path / "out")).publish(PERIOD, "csv", other, dict(METADATA, params={"top": 1}))
+    theirs = json.loads((folder / MARKER).read_text())["file"]
+    store._remove_leftovers(store.folder(PERIOD, "csv"), keep=ours, started_before=started)
+    assert files(store) == sorted([MARKER, theirs])  # the other run removed ours, rightly
+    assert store.read_result(PERIOD, "csv")[1].equals(other)
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"\xff\xfe", b"[1, 2]", b'{"no": "file"}'])

@@ -261,7 +261,7 @@ def test_hours_and_ranges_are_published_once(s3, s3_cli, two_hours, prefix):
     assert len([key for key in keys(s3, prefix) if key.endswith("_SUCCESS")]) == 2
 
 
-def test_the_done_check_is_one_get_per_hour(s3, prefix):
+def test_the_done_check_is_one_get_per_hour_and_a_head_per_published_one(s3, prefix):
     from wikitop.pipeline import Wikitop
     from wikitop.runner import plan_range
     from wikitop.settings import Settings
@@ -273,7 +273,8 @@ def test_the_done_check_is_one_get_per_hour(s3, prefix):
     plan = plan_range(session, HOUR, datetime(2020, 1, 22, 4, tzinfo=UTC), hourly=True, daily=False)
     assert [outcome.period for outcome in plan.skipped] == [period]
     assert len(plan.publish_hours) == 2
-    assert [request.split()[0] for request in sent] == ["GET", "GET", "GET"]  # no HEAD, no listing
+    # A marker each, and whether the published hour's data file is still there; no listing.
+    assert sorted(request.split()[0] for request in sent) == ["GET", "GET", "GET", "HEAD"]
     sent.clear()
     assert session.results.read_marker(Period.hour(datetime(2020, 1, 22, 9, tzinfo=UTC)), "csv") is None
     assert len(sent) == 1

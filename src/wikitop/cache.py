@@ -5,12 +5,15 @@ The cache directory holds two kinds of files: downloaded dumps under
 ``.part`` files of downloads still to be resumed, one per byte range for a
 download in ranges) and the hourly page totals under ``totals/`` (Parquet,
 written by days and windows, cheap to keep and costly to rebuild without the
-dumps).
+dumps), with the temporary files of totals being written. Each is guarded by the
+lock of the file it is or becomes (``wikitop.locks``): pruning skips what a live run
+holds, and leaves the empty lock files in place.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,18 +22,23 @@ from pathlib import Path
 
 from wikitop.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.hours import ONE_HOUR
+from wikitop.locks import try_exclusive
 
 KINDS = ("dumps", "totals")
+# Partial downloads and totals being written, once this old, are left by runs that died.
+TEMPORARY_STATES = frozenset({"partial", "temporary"})
+TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
 _DUMP_NAME = re.compile(r"pageviews-(\d{8})-(\d{2})0000\.gz(\.part(?:-\d+-\d+-of-\d+)?)?")
 _TOTALS_NAME = re.compile(r"totals-(\d{8})-(\d{2})\.parquet")
+_TOTALS_TEMPORARY_NAME = re.compile(r"\.totals-(\d{8})-(\d{2})\.parquet\.\w+\.tmp")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?")
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One cached file. ``state``: verified, unverified or partial for dumps; kept for totals."""
+    """One cached file. ``state``: verified, unverified or partial for dumps; kept or temporary for totals."""
 
     kind: str
     path: Path
@@ -41,6 +49,16 @@ class CacheEntry:
 
     def extra_files(self) -> list[Path]:
         return [sidecar_path(self.path)] if self.kind == "dumps" else []
+
+    @property
+    def target(self) -> Path:
+        """The file this one is or becomes, whose lock guards it."""
+        name = self.path.name
+        if self.state == "temporary":
+            return self.path.with_name(name[1:].partition(".parquet")[0] + ".parquet")
+        if self.state == "partial":
+            return self.path.with_name(name.partition(".gz")[0] + ".gz")
+        return self.path
 
 
 def _hour_of(match: re.Match, stamped_at_end: bool) -> datetime:
@@ -57,10 +75,16 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
             if (match := _DUMP_NAME.fullmatch(path.name)) and path.is_file():
                 entries.append(_dump_entry(path, match))
     if "totals" in kinds:
-        for path in sorted((cache_dir / "totals").rglob("totals-*.parquet")):
+        for path in sorted((cache_dir / "totals").rglob("*totals-*")):
             if (match := _TOTALS_NAME.fullmatch(path.name)) and path.is_file():
                 stat = path.stat()
                 entries.append(CacheEntry("totals", path, stat.st_size, stat.st_mtime, _hour_of(match, False), "kept"))
+            elif match := _TOTALS_TEMPORARY_NAME.fullmatch(path.name):
+                stat = path.stat()
+                size = stat.st_size
+                if path.is_dir():  # Spark writes a folder
+                    size = sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
+                entries.append(CacheEntry("totals", path, size, stat.st_mtime, _hour_of(match, False), "temporary"))
     return sorted(entries, key=lambda entry: entry.modified)
 
 
@@ -90,13 +114,22 @@ def verify(entry: CacheEntry) -> CacheEntry:
 def select_for_pruning(
     entries: list[CacheEntry], older_than: float | None = None, max_size: int | None = None, now: float | None = None
 ) -> list[CacheEntry]:
-    """Entries to delete: those modified more than ``older_than`` seconds ago, then the oldest
-    of the rest until the remainder fits in ``max_size`` bytes."""
+    """Entries to delete: those modified more than ``older_than`` seconds ago and temporary
+    ones older than a day, then the oldest of the rest until the remainder fits in
+    ``max_size`` bytes."""
     now = time.time() if now is None else now
+
+    def expired(entry: CacheEntry) -> bool:
+        age = now - entry.modified
+        if entry.state in TEMPORARY_STATES and age > TEMPORARY_MAX_AGE_SECONDS:
+            return True
+        return older_than is not None and age > older_than
+
     ordered = sorted(entries, key=lambda entry: entry.modified)
-    doomed = [e for e in ordered if older_than is not None and now - e.modified > older_than]
+    doomed = [e for e in ordered if expired(e)]
     if max_size is not None:
-        kept = [e for e in ordered if e not in doomed]
+        chosen = set(doomed)
+        kept = [e for e in ordered if e not in chosen]
         remaining = sum(e.size for e in kept)
         for entry in kept:
             if remaining <= max_size:
@@ -106,9 +139,28 @@ def select_for_pruning(
     return doomed
 
 
+def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]:
+    """Delete the entries no run holds; returns those deleted and those kept because in use."""
+    deleted, in_use = [], []
+    for entry in doomed:
+        lock = try_exclusive(entry.target)
+        if lock is None:
+            in_use.append(entry)
+            continue
+        try:
+            remove(entry)
+        finally:
+            lock.release()
+        deleted.append(entry)
+    return deleted, in_use
+
+
 def remove(entry: CacheEntry) -> None:
-    for path in (entry.path, *entry.extra_files()):
-        path.unlink(missing_ok=True)
+    if entry.path.is_dir():
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        for path in (entry.path, *entry.extra_files()):
+            path.unlink(missing_ok=True)
     for folder in (entry.path.parent, entry.path.parent.parent):
         try:
             folder.rmdir()  # only when empty

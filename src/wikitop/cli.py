@@ -694,22 +694,24 @@ Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.pass_obj
 def prune(obj, older_than, max_size, kinds, dry_run):
-    from wikitop.cache import format_size, remove, scan, select_for_pruning
+    from wikitop.cache import format_size, prune, scan, select_for_pruning
 
     if older_than is None and max_size is None:
         raise click.UsageError("say what to prune: --older-than DURATION and/or --max-size SIZE")
     cache_dir = obj["cache_dir"]
     entries = scan(cache_dir, kinds)
     doomed = select_for_pruning(entries, older_than, max_size)
+    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
     verb = "would delete" if dry_run else "deleted"
-    for entry in doomed:
-        if not dry_run:
-            remove(entry)
-        hour = format_hour(entry.hour) if entry.hour else "-"
-        click.echo(f"{verb}\t{entry.kind}\t{hour}\t{format_size(entry.size)}\t{entry.path.relative_to(cache_dir)}")
-    kept = [e for e in entries if e not in doomed]
-    click.echo(f"{verb} {len(doomed)} files ({format_size(sum(e.size for e in doomed))}); "
-               f"{'would keep' if dry_run else 'kept'} {_describe_cache(kept)} in {cache_dir}", err=True)
+    for label, listed in ((verb, deleted), ("in use, kept", in_use)):
+        for entry in listed:
+            hour = format_hour(entry.hour) if entry.hour else "-"
+            click.echo(f"{label}\t{entry.kind}\t{hour}\t{format_size(entry.size)}\t{entry.path.relative_to(cache_dir)}")
+    gone = set(deleted)
+    kept = [e for e in entries if e not in gone]
+    busy = f", {len(in_use)} of them in use by a running wikitop" if in_use else ""
+    click.echo(f"{verb} {len(deleted)} files ({format_size(sum(e.size for e in deleted))}); "
+               f"{'would keep' if dry_run else 'kept'} {_describe_cache(kept)}{busy} in {cache_dir}", err=True)
 
 
 def run() -> NoReturn:

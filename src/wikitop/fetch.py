@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from isal import isal_zlib
 
-from wikitop import __version__
+from wikitop import __version__, locks
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
 
@@ -283,7 +283,12 @@ def check_cached(dump: Path) -> GzipSummary | None:
 
 
 class DumpStore:
-    """Finds an hour's file in the sources, in order, through the cache. Safe to share between threads."""
+    """Finds an hour's file in the sources, in order, through the cache. Safe to share between threads.
+
+    A fetched hour's cache entry is held against other processes (see ``wikitop.locks``)
+    from its fetch until ``release``: another process fetching the same hour waits, then
+    reuses the verified download, and ``cache prune`` leaves it alone.
+    """
 
     def __init__(
         self, sources: Sequence[str], cache_dir: Path, fetcher: Fetcher | Callable[[], Fetcher] | None = None
@@ -298,6 +303,8 @@ class DumpStore:
         self._fetcher = fetcher
         self._lock = threading.Lock()
         self._hour_locks: dict[datetime, threading.Lock] = {}
+        self._holds: dict[datetime, int] = {}
+        self._downloads = any(source_kind(source) == "http" for source in self.sources)
         self._prefetcher: ThreadPoolExecutor | None = None
 
     @property
@@ -321,11 +328,28 @@ class DumpStore:
         return self.cache_dir / "pageviews" / dump_relative_path(hour)
 
     def discard_cached(self, hour: datetime) -> None:
-        """Delete the cache's copy of an hour's dump (never a mirror's file)."""
+        """Delete the cache's copy of an hour's dump (never a mirror's file), unless another
+        process is using it."""
         with self._hour_lock(hour):
             cached = self.cached_path(hour)
-            cached.unlink(missing_ok=True)
-            sidecar_path(cached).unlink(missing_ok=True)
+            if not cached.exists():
+                return
+            if not locks.try_hold(cached):
+                log.info("kept %s: another wikitop process is using it", cached)
+                return
+            try:
+                cached.unlink(missing_ok=True)
+                sidecar_path(cached).unlink(missing_ok=True)
+            finally:
+                locks.release(cached)
+
+    def release(self, hour: datetime) -> None:
+        """Let other processes have the hour's cache entry again (once per ``fetch``)."""
+        with self._lock:
+            if not self._holds.get(hour):
+                return
+            self._holds[hour] -= 1
+        locks.release(self.cached_path(hour))
 
     def url(self, source: str, hour: datetime) -> str:
         """The hour's file under ``source``, whose query (an access token, say) stays last."""
@@ -380,11 +404,26 @@ class DumpStore:
         """The hour's verified dump, from the cache or the first source that has it.
 
         With ``wait_seconds``, first wait that long at most for it to be published.
+        The hour stays held until ``release``; the cache entry is held from before it is
+        looked at, so that a dump downloaded by another process meanwhile is reused.
         """
         if wait_seconds > 0:
             self.wait_until_published(hour, wait_seconds)
         with self._hour_lock(hour):
-            return self._fetch(hour, progress)
+            cached = self.cached_path(hour)
+            held = self._downloads or cached.exists()
+            if held:
+                locks.hold(cached)
+            try:
+                dump = self._fetch(hour, progress)
+            except BaseException:
+                if held:
+                    locks.release(cached)
+                raise
+            if held:
+                with self._lock:
+                    self._holds[hour] = self._holds.get(hour, 0) + 1
+            return dump
 
     def prefetch(self, hour: datetime, wait_seconds: float = 0.0) -> Future[DumpFile]:
         """Fetch in the background, at most as many hours at once as connections are allowed."""
@@ -395,11 +434,16 @@ class DumpStore:
             return self._prefetcher.submit(self.fetch, hour, None, wait_seconds)
 
     def close(self) -> None:
-        """Cancel the prefetches not started yet and wait for those running."""
+        """Cancel the prefetches not started yet, wait for those running, and release every hour."""
         with self._lock:
             prefetcher, self._prefetcher = self._prefetcher, None
         if prefetcher:
             prefetcher.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            holds, self._holds = self._holds, {}
+        for hour, count in holds.items():
+            for _ in range(count):
+                locks.release(self.cached_path(hour))
 
     def _fetch(self, hour: datetime, progress: ProgressCallback | None) -> DumpFile:
         name = dump_file_name(hour)

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wikitop import __version__
+from wikitop import __version__, locks
 from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
@@ -164,14 +164,17 @@ class Wikitop:
         }
 
     def is_done(self, period: Period) -> bool:
-        """A marker with the same parameters exists; a day or window published without some
-        of its hours is not done, so that a rerun completes it once they appear."""
+        """A marker with the same parameters exists and the data file it names too; a day or
+        window published without some of its hours is not done, so that a rerun completes
+        it once they appear."""
         if self.settings.force:
             return False
         marker = self.results.read_marker(period, self.settings.fmt)
         if marker is None or marker.get("params") != self.params(period):
             return False
-        return marker.get("hours", {}).get("complete", True)
+        if not marker.get("hours", {}).get("complete", True):
+            return False
+        return self.results.data_exists(period, self.settings.fmt, marker)
 
     def already_done(self, period: Period) -> Outcome:
         folder = self.results.display(self.results.folder(period, self.settings.fmt))
@@ -186,7 +189,10 @@ class Wikitop:
                 return self.already_done(period)
             started = time.monotonic()
             dump = self.fetch(hour)
-            return self.compute_hour(hour, dump, publish=True, fetch_seconds=time.monotonic() - started)
+            try:
+                return self.compute_hour(hour, dump, publish=True, fetch_seconds=time.monotonic() - started)
+            finally:
+                self.dumps.release(hour)
         return failed.outcome
 
     def compute_hour(self, hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float = 0.0) -> Outcome:
@@ -195,10 +201,11 @@ class Wikitop:
         with outcome_of_failures(period) as failed:
             started = time.monotonic()
             keep = totals_path(self.settings.totals_dir, hour) if self.settings.keep_totals else None
-            result = self.engine.process_hour(
-                dump.path, self.blacklist, self.settings.top, self.settings.ties,
-                strict=self.settings.strict, totals_path=keep,
-            )
+            with locks.holding([keep] if keep else []):
+                result = self.engine.process_hour(
+                    dump.path, self.blacklist, self.settings.top, self.settings.ties,
+                    strict=self.settings.strict, totals_path=keep,
+                )
             if result.lines is not None and result.lines.good == 0:
                 log.warning("%s has no good lines: its top is empty", dump.name)
             metadata = self._metadata(period, result, [dump])
@@ -219,7 +226,8 @@ class Wikitop:
             started = time.monotonic()
             hours = [h for h in period.hours if h not in set(missing_hours)]
             paths = [totals_path(self.settings.totals_dir, h) for h in hours]
-            result = self.engine.process_totals(paths, self.blacklist, self.settings.top, self.settings.ties)
+            with locks.holding(paths):
+                result = self.engine.process_totals(paths, self.blacklist, self.settings.top, self.settings.ties)
             metadata = self._metadata(period, result, [])
             metadata["hours"] = {
                 "included": len(hours),
@@ -234,7 +242,8 @@ class Wikitop:
         return failed.outcome
 
     def fetch(self, hour: datetime) -> DumpFile:
-        """The hour's verified dump, waiting for it (polling cheaply) up to --wait."""
+        """The hour's verified dump, waiting for it (polling cheaply) up to --wait; held
+        until ``self.dumps.release(hour)``."""
         return self.dumps.fetch(hour, self.progress, wait_seconds=self.settings.wait_seconds)
 
     def _metadata(self, period: Period, result: EngineResult, dumps: list[DumpFile]) -> dict:

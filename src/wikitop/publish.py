@@ -5,7 +5,13 @@ A published result is a folder holding one data file and a ``_SUCCESS`` marker
 named after a digest of its bytes and written first, the marker written last
 replaces the old one in a single step, and older data files are removed only
 after that. So a run that dies leaves the earlier good result readable, and
-nothing without a marker is ever taken as done.
+nothing without a marker is ever taken as done; nor is a marker whose data file
+is gone.
+
+Runs that publish the same result at once: in a local folder they take turns
+(a lock on ``_SUCCESS.lock``, which readers ignore); on an object store, where no
+lock is at hand, a run removes only data files older than its own start that the
+marker, read again, does not name.
 
 Object stores have no rename, and need none: a PUT (or a completed multipart
 upload) becomes visible whole, so there the data object is uploaded first and
@@ -20,6 +26,7 @@ Arrow is imported by the functions that encode and decode results (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import inspect
@@ -31,12 +38,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import fsspec
 import fsspec.utils
 from isal import igzip
 
+from wikitop import locks
 from wikitop.hours import ONE_HOUR, format_hour, parse_hour
 from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
@@ -263,15 +272,19 @@ class ResultStore:
         try:
             if not self.is_object_store:  # on object stores makedirs probes, or even creates, the bucket
                 self.fs.makedirs(folder, exist_ok=True)
-            self._write(f"{folder}/{name}", data)
-            self._write(f"{folder}/{MARKER}", marker_text.encode())
+            with locks.exclusive(Path(folder) / MARKER) if self.is_local else contextlib.nullcontext():
+                self._write(f"{folder}/{name}", data)
+                self._write(f"{folder}/{MARKER}", marker_text.encode())
+                self._remove_leftovers_or_warn(folder, name, started)
         except Exception as error:
             raise PublishError(f"cannot publish to {self.display(folder)}: {self._describe(error)}") from None
+        return f"{folder}/{name}"
+
+    def _remove_leftovers_or_warn(self, folder: str, keep: str, started: datetime) -> None:
         try:
-            self._remove_leftovers(folder, keep=name, started_before=started)
+            self._remove_leftovers(folder, keep=keep, started_before=started)
         except Exception as error:  # the result is published; leftovers go on the next run
             log.warning("published %s but could not remove leftovers: %s", self.display(folder), self._describe(error))
-        return f"{folder}/{name}"
 
     def _write(self, path: str, data: bytes) -> None:
         if self.is_s3:
@@ -290,13 +303,19 @@ class ResultStore:
         self.fs.mv(temporary, path)
 
     def _remove_leftovers(self, folder: str, keep: str, started_before: datetime) -> None:
-        """Data files other than the marker's, temporary files, and (S3) abandoned multipart uploads."""
+        """Data and temporary files older than ``started_before`` that neither ``keep`` nor the
+        marker (read again: another run may have published since) names, and (S3) abandoned
+        multipart uploads."""
         # fsspec file systems may keep listings for the process's lifetime; others write too.
         self.fs.invalidate_cache(folder)
-        for path in self.fs.ls(folder, detail=False):
-            name = path.rstrip("/").rpartition("/")[2]
-            if name != keep and (name.startswith("part-") or (name.startswith(".") and name.endswith(".tmp"))):
-                self.fs.rm_file(path)
+        listing = self.fs.ls(folder, detail=True)
+        current = _marker_record(self.fs.cat_file(f"{folder}/{MARKER}", **self._one_request)) or {}
+        named = {keep, current.get("file")}
+        for info in listing:
+            name = info["name"].rstrip("/").rpartition("/")[2]
+            leftover = name.startswith("part-") or (name.startswith(".") and name.endswith(".tmp"))
+            if leftover and name not in named and _modified(info) < started_before:
+                self.fs.rm_file(info["name"])
         if self.is_s3:
             self._abort_multipart_uploads(folder, started_before)
 
@@ -308,6 +327,18 @@ class ResultStore:
             if upload["Initiated"] < started_before:
                 self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
                 log.info("aborted an unfinished upload of %s", self.fs.unstrip_protocol(f"{bucket}/{upload['Key']}"))
+
+    def data_exists(self, period: Period, fmt: str, marker: dict) -> bool:
+        """The data file the marker names exists (one HEAD on S3)."""
+        folder = self.folder(period, fmt)
+        name = marker.get("file")
+        if not isinstance(name, str) or not name or "/" in name:
+            return False
+        try:
+            self.fs.invalidate_cache(folder)
+            return self.fs.exists(f"{folder}/{name}")
+        except Exception as error:
+            raise PublishError(f"cannot read {self.display(folder)}: {self._describe(error)}") from None
 
     def read_result(self, period: Period, fmt: str) -> tuple[dict, pa.Table] | None:
         """The marker and the table it names, or None when the result is not published."""
@@ -402,6 +433,16 @@ def _with_defaults(defaults: dict, options: dict) -> dict:
 def _protocols(fs) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _modified(info: dict) -> datetime:
+    """When a listed file was last written; the distant past when the file system does not say."""
+    value = info.get("LastModified", info.get("mtime", info.get("created")))
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return datetime.min.replace(tzinfo=UTC)
 
 
 def _now() -> str:

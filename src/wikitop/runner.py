@@ -181,9 +181,12 @@ def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish
         return Outcome(period, Status.MISSING, str(error))
     except FetchError as error:
         return Outcome(period, Status.FAILED, str(error))
-    outcome = session.compute_hour(hour, dump, publish=publish, fetch_seconds=seconds)
-    if not keep_raw:
-        session.dumps.discard_cached(hour)
+    try:
+        outcome = session.compute_hour(hour, dump, publish=publish, fetch_seconds=seconds)
+        if not keep_raw:
+            session.dumps.discard_cached(hour)
+    finally:
+        session.dumps.release(hour)
     return outcome
 
 
