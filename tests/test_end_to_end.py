@@ -295,6 +295,27 @@ def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_
                                   ["en", "Good_1", "5", "3"]]
 
 
+def test_repeated_pairs_add_up_exactly_to_2_to_the_63_minus_1(cli, tmp_path, mirror):
+    dump = tmp_path / "repeated.gz"
+    dump.write_bytes(gzip.compress(b"en Max 4611686018427387904 0\nen Other 3 0\nen Max 4611686018427387903 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 0, result.stderr
+    assert csv_rows(published(out)[1])[1:] == [["en", "Max", str(2**63 - 1), "1"], ["en", "Other", "3", "2"]]
+
+
+def test_views_past_2_to_the_63_minus_1_fail_in_one_line_and_publish_nothing(cli, tmp_path, mirror):
+    dump = tmp_path / "overflowing.gz"
+    dump.write_bytes(gzip.compress(b"en Foo 9223372036854775807 0\nen Bar 1 0\nen Foo 1 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 1
+    assert result.stderr == f"wikitop: error: {HOUR_ARG}: the views of en/Foo add up to more than 2^63-1\n"
+    assert not (out / PARTITION).exists() or not any((out / PARTITION).iterdir())
+
+
 def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
     from wikitop.engines import create_engine
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -14,7 +15,14 @@ import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.cache import parse_size
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, HOURS_AT_ONCE, EngineResult, LineReport, fold_line_stats
+from wikitop.engines import (
+    DEFAULT_MEMORY_LIMIT,
+    HOURS_AT_ONCE,
+    EngineResult,
+    LineReport,
+    ViewsOverflow,
+    fold_line_stats,
+)
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
 
@@ -56,6 +64,7 @@ class DuckDBEngine:
             "wikitop_canonical_title", canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
         )
         connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
+        connection.execute("CREATE MACRO div(a, b) AS a // b")
         return connection
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
@@ -73,7 +82,8 @@ class DuckDBEngine:
             if unique_pairs:
                 con.execute("CREATE TEMP VIEW page_totals AS SELECT * FROM pageviews")
             else:
-                con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
+                with _overflowing_page_named(con, "hour_lines"):
+                    con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             if totals_path is not None:
                 _write_totals(con, Path(totals_path))
             pages = lines.good if unique_pairs else None
@@ -91,22 +101,28 @@ class DuckDBEngine:
             )
             [(page_hours,)] = con.sql("SELECT count(*) FROM hourly_totals").fetchall()
             con.register("blacklist", blacklist.table)
-            con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
+            with _overflowing_page_named(con, "hourly_totals"):
+                return self._window_top(con, top, ties, hours, page_hours)
+
+    def _window_top(self, con, top: int, ties: str, hours: int, page_hours: int) -> EngineResult:
+        """The window's top list of hourly_totals (window_seeds.sql, window_bounds.sql,
+        window_pageviews.sql), summed again without the bounds that may have cut it short."""
+        con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
+        self._match_blacklist(con)
+        con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
+        con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
+        con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
+        unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
+        while True:
+            con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
             self._match_blacklist(con)
-            con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
-            con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
-            con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
-            unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
-            while True:
-                con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
-                self._match_blacklist(con)
-                table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
-                con.register("window_top", table)
-                [(unbounded,)] = con.execute(
-                    f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
-                ).fetchall()
-                if not unbounded:
-                    return EngineResult(table=table, page_hours=page_hours)
+            table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+            con.register("window_top", table)
+            [(unbounded,)] = con.execute(
+                f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
+            ).fetchall()
+            if not unbounded:
+                return EngineResult(table=table, page_hours=page_hours)
 
     def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
         """Lines by problem, and whether every good line is a distinct pair (known when the
@@ -187,3 +203,19 @@ def _write_totals(con, path: Path) -> None:
         " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2)"
     )
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _overflowing_page_named(con, summed: str) -> Iterator[None]:
+    """Turns DuckDB's error on a sum of views past 2^63-1 into ViewsOverflow, naming a page of
+    the ``summed`` relation whose views add up past it; other errors pass as they are."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.DataError:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM {summed}")
+        pages = con.sql(render("overflowing_pages")).fetchall()
+        if not pages:
+            raise
+        raise ViewsOverflow(*pages[0]) from None
