@@ -295,6 +295,18 @@ def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_
                                   ["en", "Good_1", "5", "3"]]
 
 
+def test_a_line_of_64_mb_is_one_bad_line(cli, tmp_path, mirror):
+    dump = tmp_path / "huge_line.gz"
+    dump.write_bytes(gzip.compress(b"en Before 1 0\nen " + b"x" * (64 << 20) + b" 2 0\nen After 3 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 0, result.stderr
+    marker, data = published(out)
+    assert marker["lines"]["bad"] == reference.read_pageviews(dump)[1] == {"line_too_long": 1}
+    assert csv_rows(data) == reference.expected_csv_rows(dump, None, top=25)
+
+
 def test_repeated_pairs_add_up_exactly_to_2_to_the_63_minus_1(cli, tmp_path, mirror):
     dump = tmp_path / "repeated.gz"
     dump.write_bytes(gzip.compress(b"en Max 4611686018427387904 0\nen Other 3 0\nen Max 4611686018427387903 0\n"))

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, ViewsOverflow, fold_line_stats
+from wikitop.gzipfile import MAX_LINE_BYTES
 from wikitop.sql import render
 
 try:
@@ -85,6 +86,7 @@ logger.sql_conf.level = error
 _PARSED_LINES = """
 SELECT
     CASE
+        WHEN octet_length(value) > {max_line_bytes} THEN 'line_too_long'
         WHEN NOT is_valid_utf8(value) THEN 'invalid_utf8'
         WHEN value = '' THEN NULL
         WHEN size(fields) <> 4 AND startswith(value, ' ') THEN 'empty_domain_code'
@@ -96,7 +98,7 @@ FROM (
     SELECT value, split(value, ' ', -1) AS fields
     FROM dump_lines
 ) AS split_lines
-"""
+""".format(max_line_bytes=MAX_LINE_BYTES)
 _RAW_LINES = """
 SELECT
     CASE WHEN empty_line THEN NULL ELSE get(fields, 0) END AS domain_code,
