@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     import duckdb
 
 
+HASH_BYTES = 8
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -42,7 +45,11 @@ class DuckDBEngine:
     def __init__(self, threads: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.threads = threads or os.cpu_count() or 1
         # Each connection is a database of its own: the hours computed at once share the limit.
-        self.connection_memory_limit = f"{parse_size(memory_limit) // HOURS_AT_ONCE[self.name]}B"
+        connection_memory = parse_size(memory_limit) // HOURS_AT_ONCE[self.name]
+        self.connection_memory_limit = f"{connection_memory}B"
+        # The pair hashes are checked outside DuckDB, where its limit does not reach: at
+        # most this many (8 bytes each, about as much again while DuckDB hands them over).
+        self.max_checked_hashes = connection_memory // 4 // (2 * HASH_BYTES)
         # Where DuckDB spills beyond its memory limit (by default it would use the working
         # folder), a folder per connection, since each deletes its own when it closes.
         self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
@@ -125,12 +132,16 @@ class DuckDBEngine:
                 return EngineResult(table=table, page_hours=page_hours)
 
     def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
-        """Lines by problem, and whether every good line is a distinct pair (known when the
-        pairs increase, as in every file Wikimedia publishes; checked otherwise)."""
+        """Lines by problem, and whether every good line is shown to be a distinct pair (known
+        when the pairs increase, as in every file Wikimedia publishes; checked otherwise,
+        unless there are too many lines to check within the memory limit: the lines are
+        then summed by pair, which DuckDB does within it)."""
         report = LineReport(bad=Counter(parse_problems))
         fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
         if pairs_increase:
             return report, True
+        if report.good > self.max_checked_hashes:
+            return report, False
         # Sorting the hashes in NumPy takes a fraction of a hash aggregate over millions of keys.
         hashes = con.sql(render("pair_hashes")).fetchnumpy()["pair_hash"]
         hashes.sort()
