@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -111,6 +112,15 @@ def test_lines_that_readers_disagree_on(both_engines, edge_case_hour):
         "invalid_count",
         "negative_count",
     }
+
+
+def test_lines_past_the_longest_kept_are_bad_on_both_engines(both_engines, tmp_path):
+    dump = tmp_path / "long_lines.gz"
+    longest = b"en " + b"k" * ((1 << 20) - 7) + b" 1 0"
+    dump.write_bytes(gzip.compress(b"\n".join([b"en A 2 0", longest, b"x" + longest, b"en B 3 0", b"y" * (3 << 20)])))
+    runs = both_engines(dump, empty_blacklist(), 5, "rank")
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    assert runs["spark"][0].lines.metadata() == {"good": 3, "bad": {"line_too_long": 2}, "bad_total": 2}
 
 
 def test_strict_fails_on_bad_lines(spark_engine, edge_case_hour, tmp_path):

@@ -82,7 +82,8 @@ logger.sql_conf.level = error
 
 # Each line of the dump as the fields of the shared SQL's raw_lines contract, plus what
 # the reader side rejects (counted here, as the DuckDB engine's dump reader does).
-# An empty line becomes the NULL domain code of the raw_lines contract.
+# An empty line becomes the NULL domain code of the raw_lines contract. A line past
+# MAX_LINE_BYTES is a bad line here too, though Spark's reader holds it whole.
 _PARSED_LINES = """
 SELECT
     CASE
