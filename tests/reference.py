@@ -76,6 +76,11 @@ def unquote_spark_title(title: str) -> str:
     return inner.replace('\\"', '"')
 
 
+# Lines longer than this many bytes (without their line break) are bad lines: no real line
+# comes near it, and the engines do not keep one in memory.
+MAX_LINE_BYTES = 1 << 20
+
+
 def _is_count(text: str) -> bool:
     """The plain decimal form of a non-negative 64-bit integer: digits, no leading zero."""
     return (
@@ -87,6 +92,8 @@ def parse_line(raw: bytes) -> tuple[str, str, int]:
     """(domain_code, title, views) of a good line; raises BadLine with its kind otherwise."""
     if raw == b"":
         raise BadLine("empty_line")
+    if len(raw) > MAX_LINE_BYTES:
+        raise BadLine("line_too_long")
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import queue
+import subprocess
+import sys
+import textwrap
+import zlib
 from collections import Counter
 
 import pyarrow as pa
@@ -18,10 +23,10 @@ from wikitop.synthetic import generate_hour
 WHOLE = 1 << 24
 
 
-def read_all(path, piece_size: int) -> tuple[list[tuple], Counter, bool]:
+def read_all(path, piece_size: int, **limits) -> tuple[list[tuple], Counter, bool]:
     """The rows in any order, the bad lines and whether the pairs are shown to increase."""
     tables, bad, order = [], Counter(), PairOrder(True)
-    with read_dump(path, piece_size) as pieces:
+    with read_dump(path, piece_size, **limits) as pieces:
         for table, piece_bad, piece_order in pieces:
             tables.append(table)
             bad += piece_bad
@@ -109,3 +114,50 @@ def test_sorted_files_are_known_to_hold_each_pair_once(tmp_path):
 def test_pairs_not_shown_to_increase(tmp_path, lines):
     assert not read_all(gzipped(tmp_path, lines), 1 << 20)[2]
     assert not read_all(gzipped(tmp_path, lines), 4)[2]
+
+
+LONG_LINES = (
+    b"en A 1 0\n" + b"en " + b"b" * 93 + b" 2 0\n"  # 100 bytes: kept
+    + b"en " + b"c" * 94 + b" 3 0\n"  # 101 bytes
+    + b"en D 4 0\n" + b"e" * 5000 + b"\n" + b"en F 5 0\n"
+    + b"en " + b"g" * 300 + b" 6 0"  # the last line, without a line break
+)
+
+
+@pytest.mark.parametrize("piece_size", [1, 7, 64, 150, 1000, WHOLE])
+def test_lines_past_the_longest_kept_are_bad_however_the_dump_is_cut(tmp_path, piece_size):
+    rows, bad, _ = read_all(gzipped(tmp_path, LONG_LINES), piece_size, max_line_bytes=100)
+    assert bad == {"line_too_long": 3}
+    assert rows == sorted([("en", "A", "1"), ("en", "b" * 93, "2"), ("en", "D", "4"), ("en", "F", "5")], key=repr)
+
+
+def test_a_huge_line_costs_no_more_memory_than_a_piece(tmp_path):
+    """A 128 MB line in a gzip of 128 KB: read in 1 MB pieces, memory grows by a few of them."""
+    path = tmp_path / "huge_line.gz"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with path.open("wb") as file:
+        file.write(compressor.compress(b"en Before 1 0\nen "))
+        for _ in range(128):
+            file.write(compressor.compress(b"x" * (1 << 20)))
+        file.write(compressor.compress(b" 2 0\nen After 3 0\n") + compressor.flush())
+    script = textwrap.dedent("""
+        import json, sys
+        from collections import Counter
+        from wikitop.engines.dump_reader import read_dump
+
+        def memory_mb(field):  # this process's alone: getrusage's peak includes its parent's at exec
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) / 1024 for line in status if line.startswith(field))
+
+        before, rows, bad = memory_mb("VmRSS:"), [], Counter()
+        with read_dump(sys.argv[1], 1 << 20) as pieces:
+            for table, piece_bad, _ in pieces:
+                rows += table.column("page_title").to_pylist()
+                bad += piece_bad
+        print(json.dumps({"growth_mb": memory_mb("VmHWM:") - before, "titles": rows, "bad": bad}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["titles"] == ["Before", "After"] and report["bad"] == {"line_too_long": 1}
+    assert report["growth_mb"] < 32, report["growth_mb"]

@@ -295,6 +295,79 @@ def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_
                                   ["en", "Good_1", "5", "3"]]
 
 
+def test_a_line_of_64_mb_is_one_bad_line(cli, tmp_path, mirror):
+    dump = tmp_path / "huge_line.gz"
+    dump.write_bytes(gzip.compress(b"en Before 1 0\nen " + b"x" * (64 << 20) + b" 2 0\nen After 3 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 0, result.stderr
+    marker, data = published(out)
+    assert marker["lines"]["bad"] == reference.read_pageviews(dump)[1] == {"line_too_long": 1}
+    assert csv_rows(data) == reference.expected_csv_rows(dump, None, top=25)
+
+
+def test_repeated_pairs_add_up_exactly_to_2_to_the_63_minus_1(cli, tmp_path, mirror):
+    dump = tmp_path / "repeated.gz"
+    dump.write_bytes(gzip.compress(b"en Max 4611686018427387904 0\nen Other 3 0\nen Max 4611686018427387903 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 0, result.stderr
+    assert csv_rows(published(out)[1])[1:] == [["en", "Max", str(2**63 - 1), "1"], ["en", "Other", "3", "2"]]
+
+
+def test_views_past_2_to_the_63_minus_1_fail_in_one_line_and_publish_nothing(cli, tmp_path, mirror):
+    dump = tmp_path / "overflowing.gz"
+    dump.write_bytes(gzip.compress(b"en Foo 9223372036854775807 0\nen Bar 1 0\nen Foo 1 0\n"))
+    mirror.add(HOUR, dump)
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    assert result.returncode == 1
+    assert result.stderr == f"wikitop: error: {HOUR_ARG}: the views of en/Foo add up to more than 2^63-1\n"
+    assert not (out / PARTITION).exists() or not any((out / PARTITION).iterdir())
+
+
+def test_a_run_of_repeated_lines_is_summed_within_the_memory_limit(tmp_path):
+    """4M lines of one pair: too many to check their pairs for repeats outside DuckDB within
+    a limit of 64 MB, so they are summed inside it; the memory the check takes is measured
+    from the peak it leaves (reset first, /proc/self/clear_refs)."""
+    dump = tmp_path / "repeated.gz"
+    dump.write_bytes(gzip.compress(b"en Foo 2 0\n" * 4_000_000 + b"en Bar 3 0\n", compresslevel=1))
+    script = """
+import json, sys
+from wikitop.blacklist import empty_blacklist
+from wikitop.engines.duckdb_engine import DuckDBEngine
+
+def memory_mb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith(field))
+
+growth = []
+line_report = DuckDBEngine._line_report
+
+def measured_line_report(*args):
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current VmRSS
+    before = memory_mb("VmRSS:")
+    try:
+        return line_report(*args)
+    finally:
+        growth.append(memory_mb("VmHWM:") - before)
+
+DuckDBEngine._line_report = measured_line_report
+result = DuckDBEngine(memory_limit="64MB").process_hour(sys.argv[1], empty_blacklist(), 5, "rank")
+print(json.dumps({"rows": result.table.to_pylist(), "growth_mb": growth}))
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(dump)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows"] == [{"domain_code": "en", "page_title": "Foo", "views": 8_000_000, "rank": 1},
+                              {"domain_code": "en", "page_title": "Bar", "views": 3, "rank": 2}]
+    [growth] = report["growth_mb"]
+    assert growth < 16, growth
+
+
 def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
     from wikitop.engines import create_engine
 

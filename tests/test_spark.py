@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import windows
 from conftest import HOUR, wikitop_env
 from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist, parse_blacklist
-from wikitop.engines import TOTALS_SCHEMA, BadInput
+from wikitop.engines import TOTALS_SCHEMA, BadInput, ViewsOverflow
 from wikitop.engines.duckdb_engine import DuckDBEngine
 from wikitop.publish import serialize
 
@@ -113,6 +114,15 @@ def test_lines_that_readers_disagree_on(both_engines, edge_case_hour):
     }
 
 
+def test_lines_past_the_longest_kept_are_bad_on_both_engines(both_engines, tmp_path):
+    dump = tmp_path / "long_lines.gz"
+    longest = b"en " + b"k" * ((1 << 20) - 7) + b" 1 0"
+    dump.write_bytes(gzip.compress(b"\n".join([b"en A 2 0", longest, b"x" + longest, b"en B 3 0", b"y" * (3 << 20)])))
+    runs = both_engines(dump, empty_blacklist(), 5, "rank")
+    assert_same_answers(runs["duckdb"][0], runs["spark"][0])
+    assert runs["spark"][0].lines.metadata() == {"good": 3, "bad": {"line_too_long": 2}, "bad_total": 2}
+
+
 def test_strict_fails_on_bad_lines(spark_engine, edge_case_hour, tmp_path):
     totals = tmp_path / "totals.parquet"
     with pytest.raises(BadInput, match="bad lines"):
@@ -147,6 +157,24 @@ def test_window_sums_the_pages_never_among_an_hours_busiest(spark_engine, tmp_pa
     expected = DuckDBEngine().process_totals(paths, blacklist, windows.TOP, ties)
     assert_same_answers(expected, spark_engine.process_totals(paths, blacklist, windows.TOP, ties))
     assert ("steady.x", "Steady", 1200, 1) in [tuple(row.values()) for row in expected.table.to_pylist()]
+
+
+def test_window_totals_up_to_2_to_the_63_minus_1_are_exact(spark_engine, tmp_path):
+    paths = windows.write_hours(tmp_path, windows.hours_near_64_bits())
+    expected = DuckDBEngine().process_totals(paths, empty_blacklist(), 1, "rank")
+    assert_same_answers(expected, spark_engine.process_totals(paths, empty_blacklist(), 1, "rank"))
+    assert expected.table.to_pylist()[0]["views"] == windows.MAX_VIEWS
+
+
+def test_views_past_2_to_the_63_minus_1_name_the_page(spark_engine, tmp_path):
+    message = r"^the views of big\.x/Past add up to more than 2\^63-1$"
+    with pytest.raises(ViewsOverflow, match=message):
+        spark_engine.process_totals(windows.write_hours(tmp_path, windows.hours_past_64_bits()), empty_blacklist(), 1,
+                                    "rank")
+    dump = tmp_path / "overflowing.txt"
+    dump.write_bytes(b"big.x Past 9223372036854775807 0\nbig.x Fits 3 0\nbig.x Past 1 0\n")
+    with pytest.raises(ViewsOverflow, match=message):
+        spark_engine.process_hour(dump, empty_blacklist(), 1, "rank")
 
 
 def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, generated_hour, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import reference
 import windows
 from wikitop.blacklist import empty_blacklist, parse_blacklist
+from wikitop.engines import ViewsOverflow
 from wikitop.engines.duckdb_engine import DuckDBEngine
 from wikitop.sql import render
 
@@ -67,6 +68,20 @@ def test_a_window_without_pages_has_an_empty_list(tmp_path):
     paths = windows.write_hours(tmp_path, [{}, {}])
     rows, result = engine_rows(paths, b"", 25, "rank")
     assert rows == [] and result.page_hours == 0
+
+
+@pytest.mark.parametrize("top", [1, 2, 3])
+def test_totals_up_to_2_to_the_63_minus_1_are_exact(tmp_path, top):
+    hours = windows.hours_near_64_bits()
+    rows, _ = engine_rows(windows.write_hours(tmp_path, hours), b"", top, "rank")
+    assert rows == reference_rows(hours, b"", top, "rank")
+    assert rows[0] == ("big.x", "Max", windows.MAX_VIEWS, 1)
+
+
+def test_totals_past_2_to_the_63_minus_1_name_the_page(tmp_path):
+    paths = windows.write_hours(tmp_path, windows.hours_past_64_bits())
+    with pytest.raises(ViewsOverflow, match=r"^the views of big\.x/Past add up to more than 2\^63-1$"):
+        engine_rows(paths, b"", 1, "rank")
 
 
 @pytest.mark.parametrize("hours", [0, -1, True, "24"])

@@ -114,3 +114,20 @@ def summed(hours: Hours) -> dict[tuple[str, str], int]:
         for pair, views in hour.items():
             totals[pair] += views
     return totals
+
+
+MAX_VIEWS = 2**63 - 1
+
+
+def hours_near_64_bits() -> Hours:
+    """Two hours whose busiest page ends at exactly 2^63-1 views, so that views * hours pass
+    2^63-1 while every total fits; a page of 0 views and one that never leads follow."""
+    return [
+        {("big.x", "Max"): 2**62, ("big.x", "Zero"): 0, ("big.x", "Small"): 5},
+        {("big.x", "Max"): 2**62 - 1, ("big.x", "Small"): 1},
+    ]
+
+
+def hours_past_64_bits() -> Hours:
+    """Two hours in which one page's views add up to 2^63 and another's fit."""
+    return [{("big.x", "Past"): 2**62, ("big.x", "Fits"): 2**62}, {("big.x", "Past"): 2**62, ("big.x", "Fits"): 7}]

@@ -17,6 +17,11 @@ from isal import igzip
 # 28 pieces in a 6M-line hour: parsing starts soon after reading does; pieces of 12 and 16 MB
 # took as long.
 PIECE_SIZE = 8 << 20
+# The longest line kept whole, in bytes without its line break. Real lines are about 40
+# bytes, and titles over 512 bytes have been written as '-' since 2019-03; a line past this
+# is a bad line (line_too_long), of which only the first MAX_LINE_BYTES + 1 bytes are kept,
+# so that a line of gigabytes costs no more memory than a piece.
+MAX_LINE_BYTES = 1 << 20
 
 
 class CorruptDump(RuntimeError):
@@ -24,11 +29,15 @@ class CorruptDump(RuntimeError):
 
 
 def verified_pieces(
-    path: Path, piece_size: int = PIECE_SIZE, spare: queue.SimpleQueue[bytearray] | None = None
+    path: Path,
+    piece_size: int = PIECE_SIZE,
+    spare: queue.SimpleQueue[bytearray] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[bytearray]:
     """The decompressed contents of a gzip file (plain files as they are) in pieces of
     whole lines, about piece_size each; the iteration ends only once every trailer has
-    checked out, and raises CorruptDump otherwise.
+    checked out, and raises CorruptDump otherwise. A line longer than max_line_bytes is cut
+    to its first max_line_bytes + 1 bytes (still too long, so its reader rejects it).
 
     A piece the caller is done with can be put in ``spare`` to be filled again: memory
     already mapped, where a new piece's would be page-faulted in anew (an hour of 28
@@ -41,6 +50,7 @@ def verified_pieces(
     try:
         with opener(path, "rb") as source:
             unfinished_line = b""
+            cutting = False  # the unfinished line was cut: what follows, up to its line break, goes
             while True:
                 piece = _empty_piece(spare)
                 size = len(unfinished_line) + piece_size
@@ -55,9 +65,17 @@ def verified_pieces(
                         yield bytearray(unfinished_line)
                     return
                 filled = len(unfinished_line) + read
+                if cutting:
+                    line_break = piece.find(b"\n", len(unfinished_line), filled)
+                    if line_break == -1:
+                        continue
+                    del piece[len(unfinished_line) : line_break]
+                    filled -= line_break - len(unfinished_line)
+                    cutting = False
                 end = piece.rfind(b"\n", 0, filled) + 1
                 if not end:  # a line longer than a piece: read on
-                    unfinished_line = bytes(piece[:filled])
+                    cutting = filled > max_line_bytes
+                    unfinished_line = bytes(piece[: max_line_bytes + 1 if cutting else filled])
                     continue
                 unfinished_line = bytes(piece[end:filled])
                 # Shortened, a bytearray keeps its memory for growing back.

@@ -31,7 +31,15 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 class BadInput(RuntimeError):
-    """Bad lines in a dump while running with --strict."""
+    """Input an engine refuses: bad lines in a dump while running with --strict, or views
+    that add up past what a result can hold."""
+
+
+class ViewsOverflow(BadInput):
+    """A page's views add up to more than 2^63-1, the most a result's views column holds."""
+
+    def __init__(self, domain_code: str, page_title: str):
+        super().__init__(f"the views of {domain_code}/{page_title} add up to more than 2^63-1")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -14,7 +15,14 @@ import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.cache import parse_size
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, HOURS_AT_ONCE, EngineResult, LineReport, fold_line_stats
+from wikitop.engines import (
+    DEFAULT_MEMORY_LIMIT,
+    HOURS_AT_ONCE,
+    EngineResult,
+    LineReport,
+    ViewsOverflow,
+    fold_line_stats,
+)
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
 
@@ -22,6 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import duckdb
+
+
+HASH_BYTES = 8
 
 
 def _sql_string(value: str) -> str:
@@ -34,7 +45,11 @@ class DuckDBEngine:
     def __init__(self, threads: int | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.threads = threads or os.cpu_count() or 1
         # Each connection is a database of its own: the hours computed at once share the limit.
-        self.connection_memory_limit = f"{parse_size(memory_limit) // HOURS_AT_ONCE[self.name]}B"
+        connection_memory = parse_size(memory_limit) // HOURS_AT_ONCE[self.name]
+        self.connection_memory_limit = f"{connection_memory}B"
+        # The pair hashes are checked outside DuckDB, where its limit does not reach: at
+        # most this many (8 bytes each, about as much again while DuckDB hands them over).
+        self.max_checked_hashes = connection_memory // 4 // (2 * HASH_BYTES)
         # Where DuckDB spills beyond its memory limit (by default it would use the working
         # folder), a folder per connection, since each deletes its own when it closes.
         self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
@@ -56,6 +71,7 @@ class DuckDBEngine:
             "wikitop_canonical_title", canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
         )
         connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
+        connection.execute("CREATE MACRO div(a, b) AS a // b")
         return connection
 
     def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
@@ -73,7 +89,8 @@ class DuckDBEngine:
             if unique_pairs:
                 con.execute("CREATE TEMP VIEW page_totals AS SELECT * FROM pageviews")
             else:
-                con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
+                with _overflowing_page_named(con, "hour_lines"):
+                    con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
             if totals_path is not None:
                 _write_totals(con, Path(totals_path))
             pages = lines.good if unique_pairs else None
@@ -91,30 +108,40 @@ class DuckDBEngine:
             )
             [(page_hours,)] = con.sql("SELECT count(*) FROM hourly_totals").fetchall()
             con.register("blacklist", blacklist.table)
-            con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
+            with _overflowing_page_named(con, "hourly_totals"):
+                return self._window_top(con, top, ties, hours, page_hours)
+
+    def _window_top(self, con, top: int, ties: str, hours: int, page_hours: int) -> EngineResult:
+        """The window's top list of hourly_totals (window_seeds.sql, window_bounds.sql,
+        window_pageviews.sql), summed again without the bounds that may have cut it short."""
+        con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
+        self._match_blacklist(con)
+        con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
+        con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
+        con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
+        unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
+        while True:
+            con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
             self._match_blacklist(con)
-            con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
-            con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
-            con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
-            unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
-            while True:
-                con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
-                self._match_blacklist(con)
-                table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
-                con.register("window_top", table)
-                [(unbounded,)] = con.execute(
-                    f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
-                ).fetchall()
-                if not unbounded:
-                    return EngineResult(table=table, page_hours=page_hours)
+            table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+            con.register("window_top", table)
+            [(unbounded,)] = con.execute(
+                f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
+            ).fetchall()
+            if not unbounded:
+                return EngineResult(table=table, page_hours=page_hours)
 
     def _line_report(self, con, parse_problems: Counter, pairs_increase: bool) -> tuple[LineReport, bool]:
-        """Lines by problem, and whether every good line is a distinct pair (known when the
-        pairs increase, as in every file Wikimedia publishes; checked otherwise)."""
+        """Lines by problem, and whether every good line is shown to be a distinct pair (known
+        when the pairs increase, as in every file Wikimedia publishes; checked otherwise,
+        unless there are too many lines to check within the memory limit: the lines are
+        then summed by pair, which DuckDB does within it)."""
         report = LineReport(bad=Counter(parse_problems))
         fold_line_stats(con.sql(render("line_stats")).fetchall(), report)
         if pairs_increase:
             return report, True
+        if report.good > self.max_checked_hashes:
+            return report, False
         # Sorting the hashes in NumPy takes a fraction of a hash aggregate over millions of keys.
         hashes = con.sql(render("pair_hashes")).fetchnumpy()["pair_hash"]
         hashes.sort()
@@ -187,3 +214,19 @@ def _write_totals(con, path: Path) -> None:
         " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2)"
     )
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _overflowing_page_named(con, summed: str) -> Iterator[None]:
+    """Turns DuckDB's error on a sum of views past 2^63-1 into ViewsOverflow, naming a page of
+    the ``summed`` relation whose views add up past it; other errors pass as they are."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.DataError:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM {summed}")
+        pages = con.sql(render("overflowing_pages")).fetchall()
+        if not pages:
+            raise
+        raise ViewsOverflow(*pages[0]) from None

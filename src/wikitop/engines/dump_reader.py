@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as csv
 
-from wikitop.gzipfile import PIECE_SIZE, verified_pieces
+from wikitop.gzipfile import MAX_LINE_BYTES, PIECE_SIZE, verified_pieces
 
 FIELDS = ["domain_code", "page_title", "views_text", "response_size"]
 RAW_LINES_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS[:3]])
@@ -57,18 +57,21 @@ class PairOrder:
 
 
 @contextmanager
-def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[Iterator[tuple[pa.Table, Counter, PairOrder]]]:
+def read_dump(
+    path: Path, piece_size: int = PIECE_SIZE, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Iterator[tuple[pa.Table, Counter, PairOrder]]]:
     """parse_dump of each piece of a dump file, in order. Threads start reading on entry and
     work ahead of the caller (who may meanwhile get ready, e.g. connect an engine): one
-    decompresses the pieces one after the other, PARSERS parse the next ones."""
+    decompresses the pieces one after the other, PARSERS parse the next ones. Memory stays
+    within a few pieces of piece_size plus max_line_bytes, whatever the lines' lengths."""
     spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    pieces = verified_pieces(path, piece_size, spare)
+    pieces = verified_pieces(path, piece_size, spare, max_line_bytes)
 
     def parse(decompressing: Future) -> tuple[pa.Table, Counter, PairOrder] | None:
         piece = decompressing.result()
         if piece is None:
             return None
-        parsed = parse_dump(piece)
+        parsed = parse_dump(piece, max_line_bytes)
         spare.put(piece)
         return parsed
 
@@ -90,9 +93,10 @@ def read_dump(path: Path, piece_size: int = PIECE_SIZE) -> Iterator[Iterator[tup
         yield parsed_pieces()
 
 
-def parse_dump(data: bytes) -> tuple[pa.Table, Counter, PairOrder]:
+def parse_dump(data: bytes, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[pa.Table, Counter, PairOrder]:
     """raw_lines(domain_code, page_title, views_text) of the lines, bad lines by kind, and
-    the order of their pairs."""
+    the order of their pairs. Lines longer than max_line_bytes are bad (line_too_long)."""
+    data, long_lines = _drop_long_lines(data, max_line_bytes)
     # Arrow's reader also ends lines at '\r'; the format ends them at '\n' only.
     data, lines_with_cr = _set_aside_lines_with(b"\r", data)
     data, invalid_lines = _drop_invalid_utf8(data)
@@ -100,6 +104,7 @@ def parse_dump(data: bytes) -> tuple[pa.Table, Counter, PairOrder]:
     # Arrow skips empty lines; they are what its rows and rejected lines leave unaccounted for.
     empty_lines = _count_lines(data) - table.num_rows - sum(bad.values())
     bad["invalid_utf8"] += invalid_lines
+    bad["line_too_long"] += long_lines
     extra = _split_in_python(lines_with_cr, bad)
     order = _pair_order(table, in_file_order=not lines_with_cr)
     return pa.concat_tables([table, _empty_line_rows(empty_lines), extra]), +bad, order
@@ -220,6 +225,32 @@ def _set_aside_lines_with(mark: bytes, data: bytes) -> tuple[bytes, list[bytes]]
         return data, []
     kept.append(data[position:])
     return b"".join(kept), lines
+
+
+def _drop_long_lines(data: bytes, max_line_bytes: int) -> tuple[bytes, int]:
+    """The buffer without its lines longer than max_line_bytes, and how many there were.
+
+    Such a line holds a whole aligned block of max_line_bytes // 2 bytes without a line
+    break; in the buffer's other blocks the search for one stops within a line.
+    """
+    block = max(max_line_bytes // 2, 1)
+    kept: list[bytes] = []
+    dropped = 0
+    position = 0
+    for start in range(0, len(data) - block + 1, block):
+        if start < position or data.find(b"\n", start, start + block) != -1:
+            continue
+        line_start = data.rfind(b"\n", 0, start) + 1
+        line_end = data.find(b"\n", start + block)
+        line_end = len(data) if line_end == -1 else line_end
+        if line_end - line_start > max_line_bytes:
+            kept.append(data[position:line_start])
+            dropped += 1
+            position = line_end + 1
+    if not dropped:
+        return data, 0
+    kept.append(data[position:])
+    return b"".join(kept), dropped
 
 
 def _split_in_python(lines: list[bytes], bad: Counter) -> pa.Table:

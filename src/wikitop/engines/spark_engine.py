@@ -14,6 +14,7 @@ split, so one task reads an hour, and its lines are then spread over the cluster
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -21,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,11 +30,13 @@ import pyarrow.compute as pc
 
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, fold_line_stats
+from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, ViewsOverflow, fold_line_stats
+from wikitop.gzipfile import MAX_LINE_BYTES
 from wikitop.sql import render
 
 try:
     from pyspark import cloudpickle
+    from pyspark.errors import ArithmeticException
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.functions import arrow_udf
 except ImportError:
@@ -78,10 +82,12 @@ logger.sql_conf.level = error
 
 # Each line of the dump as the fields of the shared SQL's raw_lines contract, plus what
 # the reader side rejects (counted here, as the DuckDB engine's dump reader does).
-# An empty line becomes the NULL domain code of the raw_lines contract.
+# An empty line becomes the NULL domain code of the raw_lines contract. A line past
+# MAX_LINE_BYTES is a bad line here too, though Spark's reader holds it whole.
 _PARSED_LINES = """
 SELECT
     CASE
+        WHEN octet_length(value) > {max_line_bytes} THEN 'line_too_long'
         WHEN NOT is_valid_utf8(value) THEN 'invalid_utf8'
         WHEN value = '' THEN NULL
         WHEN size(fields) <> 4 AND startswith(value, ' ') THEN 'empty_domain_code'
@@ -93,7 +99,7 @@ FROM (
     SELECT value, split(value, ' ', -1) AS fields
     FROM dump_lines
 ) AS split_lines
-"""
+""".format(max_line_bytes=MAX_LINE_BYTES)
 _RAW_LINES = """
 SELECT
     CASE WHEN empty_line THEN NULL ELSE get(fields, 0) END AS domain_code,
@@ -141,13 +147,14 @@ class SparkEngine:
             spark.sql(
                 "SELECT domain_code, page_title, views FROM hour_lines WHERE problem IS NULL"
             ).createOrReplaceTempView("pageviews")
-            page_totals = spark.sql("SELECT * FROM pageviews" if unique_pairs else render("page_totals")).persist()
-            page_totals.createOrReplaceTempView("page_totals")
-            pages = page_totals.count()
-            parsed_lines.unpersist()  # page_totals is cached now
-            if totals_path is not None:
-                _write_totals(page_totals, Path(totals_path))
-            result = self._top(pages, blacklist, top, ties)
+            with _overflowing_page_named(spark, "hour_lines"):
+                page_totals = spark.sql("SELECT * FROM pageviews" if unique_pairs else render("page_totals")).persist()
+                page_totals.createOrReplaceTempView("page_totals")
+                pages = page_totals.count()
+                parsed_lines.unpersist()  # page_totals is cached now
+                if totals_path is not None:
+                    _write_totals(page_totals, Path(totals_path))
+                result = self._top(pages, blacklist, top, ties)
         finally:
             parsed_lines.unpersist()
             if page_totals is not None:
@@ -165,28 +172,30 @@ class SparkEngine:
         self._register_blacklist(blacklist)
         cached = []
         try:
-            # Checkpointed, not cached: Spark does not match a cached query that has a WITH
-            # to the views built on it, and recomputed the seeds for each of them.
-            seeds = spark.sql(render("window_seeds", top=top, hours=hours)).localCheckpoint()
-            seeds.createOrReplaceTempView("page_totals")
-            cached.append(self._match_blacklist())
-            spark.sql(render("top_pages", top=top, ties=ties)).createOrReplaceTempView("seed_top")
-            # A row per domain code, brought to the driver and back, so that the queries that
-            # follow plan over these rows instead of inlining the ranking of the seeds.
-            bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
-            while True:
-                spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
-                spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
-                page_totals = spark.sql(render("page_totals")).persist()
-                cached.append(page_totals)
-                page_totals.createOrReplaceTempView("page_totals")
+            with _overflowing_page_named(spark, "hourly_totals"):
+                # Checkpointed, not cached: Spark does not match a cached query that has a WITH
+                # to the views built on it, and recomputed the seeds for each of them.
+                seeds = spark.sql(render("window_seeds", top=top, hours=hours)).localCheckpoint()
+                seeds.createOrReplaceTempView("page_totals")
                 cached.append(self._match_blacklist())
-                table = _as_result(spark.sql(render("top_pages", top=top, ties=ties)).toArrow())
-                spark.createDataFrame(table).createOrReplaceTempView("window_top")
-                unproven = spark.sql(render("window_unproven_bounds", top=top, ties=ties)).toArrow()
-                if not unproven.num_rows:
-                    return EngineResult(table=table, page_hours=hourly_totals.count())
-                bounds = bounds.filter(pc.invert(pc.is_in(bounds["domain_code"], value_set=unproven["domain_code"])))
+                spark.sql(render("top_pages", top=top, ties=ties)).createOrReplaceTempView("seed_top")
+                # A row per domain code, brought to the driver and back, so that the queries that
+                # follow plan over these rows instead of inlining the ranking of the seeds.
+                bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
+                while True:
+                    spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
+                    spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
+                    page_totals = spark.sql(render("page_totals")).persist()
+                    cached.append(page_totals)
+                    page_totals.createOrReplaceTempView("page_totals")
+                    cached.append(self._match_blacklist())
+                    table = _as_result(spark.sql(render("top_pages", top=top, ties=ties)).toArrow())
+                    spark.createDataFrame(table).createOrReplaceTempView("window_top")
+                    unproven = spark.sql(render("window_unproven_bounds", top=top, ties=ties)).toArrow()
+                    if not unproven.num_rows:
+                        return EngineResult(table=table, page_hours=hourly_totals.count())
+                    proven = pc.invert(pc.is_in(bounds["domain_code"], value_set=unproven["domain_code"]))
+                    bounds = bounds.filter(proven)
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -282,6 +291,20 @@ def _start_session(spark_conf: dict[str, str]) -> SparkSession:
     cloudpickle.register_pickle_by_value(wikitop)
     spark.udf.register("wikitop_canonical_title", arrow_udf(canonical_titles, "string"))
     return spark
+
+
+@contextlib.contextmanager
+def _overflowing_page_named(spark: SparkSession, summed: str) -> Iterator[None]:
+    """Turns Spark's error on a sum of views past 2^63-1 into ViewsOverflow, naming a page of
+    the ``summed`` relation whose views add up past it; other errors pass as they are."""
+    try:
+        yield
+    except ArithmeticException:
+        spark.sql(f"SELECT domain_code, page_title, views FROM {summed}").createOrReplaceTempView("pageviews")
+        pages = spark.sql(render("overflowing_pages")).collect()
+        if not pages:
+            raise
+        raise ViewsOverflow(*pages[0]) from None
 
 
 def _spark_path(path: Path) -> str:
