@@ -7,6 +7,7 @@ Retry delays and timeouts are made short with the CLI's own flags.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -245,11 +246,27 @@ def test_persistent_fault_through_the_cli(cli, server, tmp_path):
     assert len(gets(server)) == 3
 
 
-def test_an_hour_published_empty_is_reported_missing(cli, server, tmp_path):
+@pytest.mark.parametrize("command", [("hour", HOUR_ARG), ("range", HOUR_ARG, HOUR_ARG)])
+def test_an_empty_body_every_time_is_a_failure_not_a_missing_hour(cli, server, tmp_path, command):
     server.add_faults(".gz", Fault.empty(count=10))
     out = tmp_path / "out"
-    result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST)
-    assert_failed_clearly(result, out, "missing", "published empty", "0 bytes")
+    result = cli(*command, "--source", server.url, "--out", out, *FAST)
+    assert_failed_clearly(result, out, f"wikitop: error: {HOUR_ARG}: ", "empty body (0 bytes) 3 times in a row")
+    assert "missing" not in result.stderr
+    assert len(gets(server)) == 3
+
+
+def test_an_hour_published_as_a_gzip_without_lines_gives_an_empty_top(cli, tmp_path):
+    site = Mirror(tmp_path / "site")
+    empty_gzip = tmp_path / "empty.gz"
+    empty_gzip.write_bytes(gzip.compress(b"", mtime=0))
+    site.add(HOUR, empty_gzip)
+    out = tmp_path / "out"
+    with DumpServer(site.root) as server:
+        result = cli("range", HOUR_ARG, HOUR_ARG, "--source", server.url, "--out", out, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "has no good lines" in result.stderr
+    assert gzip.decompress(published(out)).decode().splitlines() == ["domain_code,page_title,views,rank"]
 
 
 def test_404_is_not_published_yet_not_a_failure(cli, tmp_path):

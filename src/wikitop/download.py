@@ -35,7 +35,6 @@ from wikitop.fetch import (
     DEFAULT_USER_AGENT,
     SERVER_CONNECTION_LIMIT,
     CorruptFile,
-    EmptyDump,
     FetchError,
     GaveUp,
     GzipSummary,
@@ -427,7 +426,10 @@ class Fetcher:
                     transfer.discard()
                     if fetches > self.policy.refetches:
                         if empty:
-                            raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
+                            raise CorruptFile(
+                                f"{url} came with an empty body (0 bytes) {fetches} times in a row, "
+                                "not a gzip file"
+                            ) from None
                         raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
                     log.warning("%s: %s; fetching it again", url, error)
                     continue

@@ -52,10 +52,6 @@ class NotPublished(FetchError):
     """No source has the file (yet)."""
 
 
-class EmptyDump(NotPublished):
-    """The source publishes the file with no bytes at all: an hour without data."""
-
-
 class CorruptFile(FetchError):
     """The bytes are not a complete gzip file."""
 
@@ -467,8 +463,6 @@ class DumpStore:
         if failures:
             raise FetchError(f"hour {format_hour(hour)} ({name}) could not be fetched: " + "; ".join(failures))
         details = "; ".join(map(str, missing))
-        if any(isinstance(error, EmptyDump) for error in missing):
-            raise EmptyDump(f"hour {format_hour(hour)}: {name} is published empty, an hour without data ({details})")
         raise NotPublished(
             f"hour {format_hour(hour)}: {name} is not published (yet); "
             f"files usually appear 1-3 hours after the hour ends ({details})"
