@@ -159,7 +159,10 @@ class RetryPolicy:
     Retry delays double from ``backoff_base`` up to ``backoff_max``, each drawn from
     the upper half of its range so that threads and processes spread out, and never
     shorter than the server's Retry-After. ``retries`` bounds the failures in a row;
-    an attempt that brought new bytes starts the count again.
+    an attempt that brought new bytes starts the count again. ``deadline`` bounds the
+    whole fetch of one file, retries included, from its first request that got a
+    connection (None: no bound), so that a server sending a byte now and then, which
+    is never a stall, cannot hold a run forever.
     """
 
     retries: int = 6
@@ -170,10 +173,13 @@ class RetryPolicy:
     refetches: int = 2
     poll_interval: float = 10.0
     poll_max: float = 300.0
+    deadline: float | None = 1800.0
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.refetches < 0:
             raise ValueError("retries cannot be negative")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError("the deadline must be positive (None for no deadline)")
         if min(self.connect_timeout, self.stall_timeout, self.poll_interval) <= 0:
             raise ValueError("timeouts and the poll interval must be positive")
         if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
