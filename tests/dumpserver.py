@@ -49,7 +49,7 @@ RESET_DRAIN_TIMEOUT_S = 2.0
 
 FaultKind = Literal[
     "status", "reset_after", "stall_after", "truncate", "corrupt",
-    "wrong_length", "ignore_range", "empty", "slow",
+    "wrong_length", "ignore_range", "empty", "slow", "drip",
 ]  # fmt: skip
 
 
@@ -126,6 +126,11 @@ class Fault:
         """Send the whole body at ``rate_bytes_per_s``, from its first byte."""
         return cls("slow", count, rate=rate_bytes_per_s)
 
+    @classmethod
+    def drip(cls, bytes_per_s: float, count: int = 1) -> Fault:
+        """Send the whole body one byte at a time, ``bytes_per_s`` a second: never a stall."""
+        return cls("drip", count, rate=bytes_per_s)
+
 
 @dataclass
 class RequestLog:
@@ -195,14 +200,16 @@ def _parse_byte_range(header: str | None, total: int) -> tuple[int, int] | None:
 class _Pacer:
     """Sleeps so that the bytes after the first ``free_bytes`` flow at ``rate`` bytes/s."""
 
-    def __init__(self, rate: float | None, free_bytes: int, stopping: threading.Event):
+    def __init__(
+        self, rate: float | None, free_bytes: int, stopping: threading.Event, chunk_size: int | None = None
+    ):
         self.rate = rate
         self.free_bytes = free_bytes
         self.stopping = stopping
         self.sent = 0
         self.clock_start: float | None = None
         # Small chunks at low rates keep the pacing smooth.
-        self.chunk_size = CHUNK_SIZE if rate is None else max(1024, min(CHUNK_SIZE, int(rate / 20)))
+        self.chunk_size = chunk_size or (CHUNK_SIZE if rate is None else max(1024, min(CHUNK_SIZE, int(rate / 20))))
 
     def wait_to_send(self, nbytes: int) -> None:
         throttled = self.sent + nbytes - self.free_bytes
@@ -305,6 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
                 corrupt_at = fault.offset if fault.offset >= 0 else size + fault.offset
             if kind == "slow":
                 pacer = _Pacer(fault.rate, 0, owner._stopping)
+            elif kind == "drip":
+                pacer = _Pacer(fault.rate, 0, owner._stopping, chunk_size=1)
             else:
                 pacer = _Pacer(owner.rate_bytes_per_s, owner.throttle_after_bytes, owner._stopping)
             self._stream(handle, first, length, corrupt_at, pacer)

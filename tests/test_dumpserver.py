@@ -289,6 +289,17 @@ def test_slow_throttles_one_response(server: DumpServer, payload: bytes):
     assert time.monotonic() - started < 0.3
 
 
+def test_drip_sends_one_byte_at_a_time_at_its_rate(server: DumpServer, payload: bytes):
+    server.add_faults(HOUR_PATH, Fault.drip(20))
+    with open_response(server) as response:
+        assert response.headers["Content-Length"] == str(len(payload))
+        started = time.monotonic()
+        received = [response.read1(100) for _ in range(5)]
+        elapsed = time.monotonic() - started
+    assert b"".join(received) == payload[:5] and all(len(chunk) == 1 for chunk in received)
+    assert 0.15 <= elapsed <= 1.0
+
+
 def test_fault_counts_hold_under_concurrent_requests(server: DumpServer):
     server.add_faults(HOUR_PATH, Fault.status(503, count=5))
     statuses = []

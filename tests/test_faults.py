@@ -7,6 +7,7 @@ Retry delays and timeouts are made short with the CLI's own flags.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -21,10 +22,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import HOUR, Mirror
+from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
 from wikitop.download import Fetcher
-from wikitop.fetch import DumpStore, RetryPolicy
+from wikitop.fetch import DumpStore, FetchError, RetryPolicy
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings
@@ -245,11 +246,72 @@ def test_persistent_fault_through_the_cli(cli, server, tmp_path):
     assert len(gets(server)) == 3
 
 
-def test_an_hour_published_empty_is_reported_missing(cli, server, tmp_path):
+@pytest.mark.parametrize("command", [("hour", HOUR_ARG), ("range", HOUR_ARG, HOUR_ARG)])
+def test_an_empty_body_every_time_is_a_failure_not_a_missing_hour(cli, server, tmp_path, command):
     server.add_faults(".gz", Fault.empty(count=10))
     out = tmp_path / "out"
-    result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST)
-    assert_failed_clearly(result, out, "missing", "published empty", "0 bytes")
+    result = cli(*command, "--source", server.url, "--out", out, *FAST)
+    assert_failed_clearly(result, out, f"wikitop: error: {HOUR_ARG}: ", "empty body (0 bytes) 3 times in a row")
+    assert "missing" not in result.stderr
+    assert len(gets(server)) == 3
+
+
+def test_an_hour_published_as_a_gzip_without_lines_gives_an_empty_top(cli, tmp_path):
+    site = Mirror(tmp_path / "site")
+    empty_gzip = tmp_path / "empty.gz"
+    empty_gzip.write_bytes(gzip.compress(b"", mtime=0))
+    site.add(HOUR, empty_gzip)
+    out = tmp_path / "out"
+    with DumpServer(site.root) as server:
+        result = cli("range", HOUR_ARG, HOUR_ARG, "--source", server.url, "--out", out, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "has no good lines" in result.stderr
+    assert gzip.decompress(published(out)).decode().splitlines() == ["domain_code,page_title,views,rank"]
+
+
+@pytest.mark.parametrize("deadline_from", ["flag", "environment"])
+def test_a_dripping_server_is_given_up_on_at_the_deadline(cli, server, tmp_path, deadline_from):
+    server.add_faults(".gz", Fault.drip(1, count=10))  # a byte a second: never a stall
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ("hour", HOUR_ARG, "--source", server.url, "--out", out, "--no-blacklist", "--stall-timeout", "5")
+    if deadline_from == "flag":
+        args += ("--deadline", "2s")
+    env = wikitop_env(WIKITOP_CACHE_DIR=str(cache), **({"WIKITOP_DEADLINE": "2"} if deadline_from != "flag" else {}))
+    started = time.monotonic()
+    result = cli(*args, env=env, timeout=30)  # without a deadline the drip would last days
+    assert time.monotonic() - started < 10
+    assert_failed_clearly(result, out, f"wikitop: error: {HOUR_ARG}: ",
+                          f"giving up on {server.url}/{FILE}: not fetched within the deadline of 2s (--deadline)")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (cache / "pageviews" / FILE).exists()
+    assert 0 < (cache / "pageviews" / (FILE + ".part")).stat().st_size <= 4  # kept to be resumed
+    assert len(gets(server)) == 1
+
+
+def test_the_deadline_bounds_a_fetch_in_ranges_and_its_retries(server, tmp_path):
+    server.add_faults(".gz", Fault.status(503), Fault.drip(50, count=10))
+    cache = tmp_path / "cache"
+    store = DumpStore([server.url], cache, Fetcher(policy=RetryPolicy(**FAST_POLICY, deadline=1.5),
+                                                   min_segment_bytes=RANGE_BYTES))
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"not fetched within the deadline of 1\.5s"):
+        store.fetch(HOUR)
+    assert 1.5 <= time.monotonic() - started < 3
+    assert not (cache / "pageviews" / FILE).exists()
+    assert len(range_files(cache)) == 3  # each range's bytes, kept to be resumed
+
+
+def test_the_deadline_does_not_count_the_wait_for_publication(cli, tmp_path, small_hour, clean_result):
+    site = Mirror(tmp_path / "late")
+    appear = threading.Timer(2.5, site.add, (HOUR, small_hour))
+    with DumpServer(site.root) as server:
+        appear.start()
+        out = tmp_path / "out"
+        result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
+                     "--wait", "30s", "--poll-interval", "0.2", "--deadline", "2s")
+        appear.join()
+    assert result.returncode == 0, result.stderr
+    assert published(out) == clean_result
 
 
 def test_404_is_not_published_yet_not_a_failure(cli, tmp_path):

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +22,8 @@ def utc(*args):
 @pytest.mark.parametrize(
     "text",
     ["2020-01-22T02", "2020-01-22T02:00", "2020-01-22 02:00:00", "2020-01-22T02:00:00Z",
-     "2020-01-22T04:00+02:00", "2020-01-21T21:00-05:00", "2020-01-22T02:00+00:00"],
+     "2020-01-22T04:00+02:00", "2020-01-21T21:00-05:00", "2020-01-21T21:00-0500", "2020-01-22T02:00+00:00",
+     "2020-01-22T04+02", "2020-01-22T07:45+05:45", "2020-01-23T01:59+23:59"],
 )
 def test_accepted_spellings_name_the_same_utc_hour(text):
     assert parse_hour(text) == utc(2020, 1, 22, 2)
@@ -35,6 +37,27 @@ def test_offset_can_cross_midnight():
 def test_bad_hours_are_rejected_with_a_reason(text):
     with pytest.raises(HourError):
         parse_hour(text)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [("2020-01-22T02:00+00:30", "01:30:00 UTC"), ("2020-01-22T02:00+05:45", "20:15:00 UTC"),
+     ("2020-01-22T02:00-00:01", "02:01:00 UTC"), ("2020-01-22T02:30", "not the start of an hour"),
+     ("2020-01-22T02:00+25:00", "not between -23:59 and +23:59"), ("2020-01-22T02:00+24:00", "not between"),
+     ("2020-01-22T02:00-2400", "not between"), ("2020-01-22T02:00+02:60", "not between")],
+)
+def test_offsets_that_do_not_give_the_start_of_an_hour_are_refused(text, reason):
+    with pytest.raises(HourError, match=re.escape(reason)) as refused:
+        parse_hour(text)
+    assert "\n" not in str(refused.value) and text in str(refused.value)
+
+
+def test_the_cli_refuses_an_offset_that_does_not_give_the_start_of_an_hour(cli, tmp_path):
+    result = cli("hour", "2020-01-22T02:00+00:30", "--source", tmp_path, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "'2020-01-22T02:00+00:30' is not the start of an hour: it is 2020-01-22T01:30:00 UTC" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_file_is_stamped_with_the_end_of_the_hour():

@@ -22,7 +22,7 @@ import pytest
 import reference
 from conftest import Mirror, run_wikitop, wikitop_env
 from wikitop.hours import dump_relative_path
-from wikitop.pipeline import Outcome, Status, Wikitop
+from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
 from wikitop.publish import Period
 from wikitop.runner import run_range
 from wikitop.settings import Settings
@@ -215,3 +215,32 @@ def test_hours_are_computed_as_many_at_once_as_the_engine_takes_and_reported_in_
     assert [o.period.start for o in outcomes] == [hour(i) for i in range(6)]
     assert [o.status for o in outcomes] == [Status.DONE] * 2 + [Status.MISSING] + [Status.DONE] * 3
     assert most_running[0] == at_once
+
+
+@pytest.mark.parametrize("pruned_when", ["after planning", "after the hour was computed"])
+def test_a_day_whose_totals_are_pruned_during_the_run_fails(tmp_path, day_mirror, pruned_when):
+    settings = Settings(sources=[str(day_mirror.root)], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
+                        blacklist=None)
+    pruned = totals_path(settings.totals_dir, hour(5))
+    earlier_marker = None
+    if pruned_when == "after planning":  # the totals are kept from an earlier run: the range does not compute them
+        assert all(o.ok for o in run_range(Wikitop(settings), DAY, hour(23), hourly=False, daily=True))
+        earlier_marker = (tmp_path / "out" / DAY_FOLDER / "_SUCCESS").read_bytes()
+        settings.force = True
+
+    def prune(outcome: Outcome | None = None) -> None:
+        if outcome is None or outcome.period == Period.hour(hour(5)):
+            assert outcome is None or outcome.ok
+            pruned.unlink()
+
+    hooks = {"on_plan": lambda plan: prune()} if pruned_when == "after planning" else {"on_outcome": prune}
+    session = Wikitop(settings)
+    try:
+        outcomes = run_range(session, DAY, hour(23), hourly=False, daily=True, allow_incomplete=True, **hooks)
+    finally:
+        session.close()
+    [day] = [o for o in outcomes if o.period.kind == "day"]
+    assert day.status is Status.FAILED
+    assert "2020-01-22T05" in day.message and "deleted during the run" in day.message
+    marker = tmp_path / "out" / DAY_FOLDER / "_SUCCESS"
+    assert (marker.read_bytes() if marker.exists() else None) == earlier_marker

@@ -179,6 +179,11 @@ COMMON_OPTIONS = [
     click.option("--stall-timeout", type=Duration(), default="60s", show_default=True, metavar="DURATION",
                  envvar="WIKITOP_STALL_TIMEOUT",
                  help="Drop a connection that brings no byte for this long, and resume. [env WIKITOP_STALL_TIMEOUT]"),
+    click.option("--deadline", type=Duration(), default="30m", show_default=True, metavar="DURATION",
+                 envvar="WIKITOP_DEADLINE",
+                 help="Give up on a file not fetched this long after its first request got a connection, "
+                 "retries and their pauses included (a partial download is kept to resume); 0: no deadline. "
+                 "[env WIKITOP_DEADLINE]"),
     click.option("-v", "--verbose", count=True, help="More log lines."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors."),
 ]
@@ -211,7 +216,8 @@ def make_settings(options: dict, keep_totals_default: bool) -> Settings:
         allow_more_connections=options["allow_more_connections"],
         wait_seconds=options["wait_seconds"],
         retry_policy=RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
-                                 stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"]),
+                                 stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"],
+                                 deadline=options["deadline"] or None),
         storage_options=storage_options(options),
     )
 

@@ -35,7 +35,6 @@ from wikitop.fetch import (
     DEFAULT_USER_AGENT,
     SERVER_CONNECTION_LIMIT,
     CorruptFile,
-    EmptyDump,
     FetchError,
     GaveUp,
     GzipSummary,
@@ -302,15 +301,19 @@ class Fetcher:
         progress_mark: Callable[[], int] | None = None,
         priority: float = 0.0,
         stop: threading.Event | None = None,
+        deadline: _Deadline | None = None,
     ):
-        """Run ``attempt`` in a connection slot until it succeeds or the failures in a row
-        exceed the retries; a slot is waited for with ``priority`` (lower goes first).
-        Setting ``stop`` ends a wait between attempts with _Stopped."""
+        """Run ``attempt`` in a connection slot until it succeeds, the failures in a row
+        exceed the retries or the deadline passes; a slot is waited for with ``priority``
+        (lower goes first). Setting ``stop`` ends a wait between attempts with _Stopped."""
         failures = 0
         best_mark = progress_mark() if progress_mark else 0
         while True:
             try:
                 with self.limiter.slots(url).taken(priority):
+                    if deadline:
+                        deadline.start()
+                        deadline.check()
                     return attempt()
             except _Retryable as error:
                 if progress_mark and (mark := progress_mark()) > best_mark:
@@ -324,6 +327,8 @@ class Fetcher:
                         f"longer than the longest backoff of {self.policy.backoff_max:.0f}s"
                     ) from None
                 delay = self.policy.delay(failures, error.retry_after)
+                if deadline:
+                    deadline.check(delay, error)
                 log.warning("%s; retrying in %.1fs (%d/%d)", error, delay, failures, self.policy.retries)
                 if stop is None:
                     time.sleep(delay)
@@ -367,7 +372,7 @@ class Fetcher:
 
         return self._with_retries(url, get)
 
-    def ranged_size(self, url: str) -> int | None:
+    def ranged_size(self, url: str, deadline: _Deadline | None = None) -> int | None:
         """The file's size if the server says (HEAD) it serves byte ranges of it; None if
         not, if the host does not do HEAD, or if it refuses (the GET that follows tells
         why, with the server's own words). Missing files and busy servers raise as for GET.
@@ -393,7 +398,7 @@ class Fetcher:
                 ranges = response.headers.get("Accept-Ranges", "").strip().lower()
                 return int(length) if ranges == "bytes" and length.isdigit() else None
 
-        return self._with_retries(url, head, priority=PLANNING)
+        return self._with_retries(url, head, priority=PLANNING, deadline=deadline)
 
     def download(
         self, url: str, target: Path, progress: ProgressCallback | None = None, priority: float = 0.0
@@ -405,16 +410,18 @@ class Fetcher:
         serves ranges; otherwise in one stream. Either way, what an interrupted run
         fetched is resumed. A file that fails verification (its length, CRC or gzip
         structure) is fetched again from zero, up to ``policy.refetches`` times.
-        Connection slots are waited for with ``priority`` (lower goes first).
+        Connection slots are waited for with ``priority`` (lower goes first). Past the
+        policy's deadline, GaveUp; what was fetched is kept to be resumed.
         """
         partial = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
         fetches = 0
         in_ranges = self.max_connections > 1
+        deadline = _Deadline(url, self.policy.deadline)
         while True:
             fetches += 1
             with self.limiter.slots(url).lining_up(priority) as in_line:
-                transfer = self._transfer(url, partial, progress, priority, in_ranges, in_line)
+                transfer = self._transfer(url, partial, progress, priority, in_ranges, in_line, deadline)
                 try:
                     summary = transfer.run(target.name)
                 except _RangesRefused as error:
@@ -427,7 +434,10 @@ class Fetcher:
                     transfer.discard()
                     if fetches > self.policy.refetches:
                         if empty:
-                            raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
+                            raise CorruptFile(
+                                f"{url} came with an empty body (0 bytes) {fetches} times in a row, "
+                                "not a gzip file"
+                            ) from None
                         raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
                     log.warning("%s: %s; fetching it again", url, error)
                     continue
@@ -442,14 +452,40 @@ class Fetcher:
         priority: float,
         in_ranges: bool,
         in_line: Callable[[], None],
+        deadline: _Deadline,
     ) -> _Transfer | _RangedTransfer:
         # A stream left by an earlier run is resumed as a stream.
-        size = self.ranged_size(url) if in_ranges and not partial.exists() else None
+        size = self.ranged_size(url, deadline) if in_ranges and not partial.exists() else None
         count = min(self.max_connections, size // self.min_segment_bytes) if size else 1
         if count > 1:
-            return _RangedTransfer(self, url, partial, progress, priority, in_line, total=size, count=count)
+            return _RangedTransfer(self, url, partial, progress, priority, in_line, deadline, total=size, count=count)
         _RangedTransfer.remove_ranges(partial)
-        return _Transfer(self, url, partial, progress, priority, in_line)
+        return _Transfer(self, url, partial, progress, priority, in_line, deadline)
+
+
+class _Deadline:
+    """When the fetch of one file must be over: ``seconds`` (None: never) after its first
+    request got a connection, so that a download waiting behind earlier hours' is not late.
+    It is checked between reads: a silent connection can overrun it by the stall timeout."""
+
+    def __init__(self, url: str, seconds: float | None):
+        self.url = url
+        self.seconds = seconds
+        self._end: float | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.seconds is not None and self._end is None:
+                self._end = time.monotonic() + self.seconds
+
+    def check(self, pause: float = 0.0, error: Exception | None = None) -> None:
+        """GaveUp if the deadline has passed, or will have after ``pause`` seconds."""
+        if self._end is not None and time.monotonic() + pause > self._end:
+            cause = f"; last error: {error}" if error else ""
+            raise GaveUp(
+                f"giving up on {self.url}: not fetched within the deadline of {self.seconds:g}s (--deadline){cause}"
+            )
 
 
 class _RangesRefused(Exception):
@@ -460,9 +496,12 @@ class _Stopped(Exception):
     """Another range of the file failed: this one stops too."""
 
 
-def _receive(response: requests.Response, url: str, handle, done: int, on_chunk: Callable[[bytes], None]) -> int:
+def _receive(
+    response: requests.Response, url: str, handle, done: int, on_chunk: Callable[[bytes], None], deadline: _Deadline
+) -> int:
     """Write the response's body to handle as it arrives; returns the byte reached."""
     while True:
+        deadline.check()
         try:
             # read1: whatever has arrived, so that a stall or reset loses no received byte.
             chunk = response.raw.read1(CHUNK_SIZE, decode_content=False)
@@ -495,6 +534,7 @@ class _FileTransfer:
         progress: ProgressCallback | None,
         priority: float,
         in_line: Callable[[], None],
+        deadline: _Deadline,
     ):
         self.fetcher = fetcher
         self.url = url
@@ -502,6 +542,7 @@ class _FileTransfer:
         self.progress = progress
         self.priority = priority
         self.in_line = in_line
+        self.deadline = deadline
 
 
 class _Transfer(_FileTransfer):
@@ -516,7 +557,9 @@ class _Transfer(_FileTransfer):
     verifier: StreamVerifier | None = None
 
     def run(self, name: str) -> GzipSummary:
-        self.fetcher._with_retries(self.url, self.attempt, progress_mark=self.received, priority=self.priority)
+        self.fetcher._with_retries(
+            self.url, self.attempt, progress_mark=self.received, priority=self.priority, deadline=self.deadline
+        )
         return (self.verifier or StreamVerifier()).finish(name)
 
     def received(self) -> int:
@@ -565,7 +608,7 @@ class _Transfer(_FileTransfer):
                 self.verifier = StreamVerifier()
             self.total = total if total is not None else self.total
             with open(self.partial, mode) as handle:
-                done = _receive(response, url, handle, offset, self._arrived)
+                done = _receive(response, url, handle, offset, self._arrived, self.deadline)
         if self.total is not None and done != self.total:
             raise _Retryable(f"download of {url} stopped at byte {done} of {self.total}")
 
@@ -641,7 +684,7 @@ class _RangedTransfer(_FileTransfer):
     def _fetch(self, part: _Range) -> None:
         self.fetcher._with_retries(
             self.url, lambda: self._attempt(part), progress_mark=part.received, priority=self.priority,
-            stop=self._stop,
+            stop=self._stop, deadline=self.deadline,
         )
 
     def _attempt(self, part: _Range) -> None:
@@ -677,7 +720,9 @@ class _RangedTransfer(_FileTransfer):
                 raise CorruptFile(f"the file changed size while being fetched ({self.total} -> {total} bytes)")
             with open(part.path, "ab") as handle:
                 verifier = self._verifier if first_range else None
-                done = _receive(response, url, handle, offset, lambda chunk: self._arrive(chunk, verifier))
+                done = _receive(
+                    response, url, handle, offset, lambda chunk: self._arrive(chunk, verifier), self.deadline
+                )
         if done != part.last + 1:
             raise _Retryable(f"download of {url} stopped at byte {done} of its range {part.first}-{part.last}")
 

@@ -52,10 +52,6 @@ class NotPublished(FetchError):
     """No source has the file (yet)."""
 
 
-class EmptyDump(NotPublished):
-    """The source publishes the file with no bytes at all: an hour without data."""
-
-
 class CorruptFile(FetchError):
     """The bytes are not a complete gzip file."""
 
@@ -163,7 +159,10 @@ class RetryPolicy:
     Retry delays double from ``backoff_base`` up to ``backoff_max``, each drawn from
     the upper half of its range so that threads and processes spread out, and never
     shorter than the server's Retry-After. ``retries`` bounds the failures in a row;
-    an attempt that brought new bytes starts the count again.
+    an attempt that brought new bytes starts the count again. ``deadline`` bounds the
+    whole fetch of one file, retries included, from its first request that got a
+    connection (None: no bound), so that a server sending a byte now and then, which
+    is never a stall, cannot hold a run forever.
     """
 
     retries: int = 6
@@ -174,10 +173,13 @@ class RetryPolicy:
     refetches: int = 2
     poll_interval: float = 10.0
     poll_max: float = 300.0
+    deadline: float | None = 1800.0
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.refetches < 0:
             raise ValueError("retries cannot be negative")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError("the deadline must be positive (None for no deadline)")
         if min(self.connect_timeout, self.stall_timeout, self.poll_interval) <= 0:
             raise ValueError("timeouts and the poll interval must be positive")
         if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
@@ -467,8 +469,6 @@ class DumpStore:
         if failures:
             raise FetchError(f"hour {format_hour(hour)} ({name}) could not be fetched: " + "; ".join(failures))
         details = "; ".join(map(str, missing))
-        if any(isinstance(error, EmptyDump) for error in missing):
-            raise EmptyDump(f"hour {format_hour(hour)}: {name} is published empty, an hour without data ({details})")
         raise NotPublished(
             f"hour {format_hour(hour)}: {name} is not published (yet); "
             f"files usually appear 1-3 hours after the hour ends ({details})"

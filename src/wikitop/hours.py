@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 ONE_HOUR = timedelta(hours=1)
 FIRST_HOUR = datetime(2015, 5, 1, 0, tzinfo=UTC)
@@ -29,8 +29,9 @@ class HourError(ValueError):
 def parse_hour(text: str) -> datetime:
     """Read ``2020-01-22T02``, ``2020-01-22T02:00``, ``2020-01-22 02:00:00`` or a date.
 
-    An optional UTC offset (``Z``, ``+02:00``, ``-0500``) is converted to UTC;
-    without one the time is taken as UTC. Minutes and seconds must be zero.
+    An optional UTC offset (``Z``, ``+02:00``, ``-0500``), less than 24 hours either
+    way, is converted to UTC; without one the time is taken as UTC. The result must
+    be the start of a UTC hour.
     """
     match = _HOUR_PATTERN.match(text)
     if not match:
@@ -40,18 +41,28 @@ def parse_hour(text: str) -> datetime:
         hour = int(match["hour"] or 0)
         minute = int(match["minute"] or 0)
         second = int(match["second"] or 0)
-        naive = datetime(day.year, day.month, day.day, hour, minute, second)
+        local = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=_zone(match["offset"]))
     except ValueError as error:
         raise HourError(f"cannot read hour {text!r}: {error}") from None
-    if minute or second:
-        raise HourError(f"{text!r} is not the start of an hour: minutes and seconds must be 0")
-    offset = match["offset"]
-    if offset and offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-        naive -= sign * delta
-    return naive.replace(tzinfo=UTC)
+    moment = local.astimezone(UTC)
+    if moment.minute or moment.second:
+        raise HourError(
+            f"{text!r} is not the start of an hour: it is {moment:%Y-%m-%dT%H:%M:%S} UTC, "
+            "minutes and seconds must be 0 in UTC"
+        )
+    return moment
+
+
+def _zone(offset: str | None) -> timezone:
+    """The time zone of a UTC offset (``Z``, ``+02``, ``+02:00``, ``-0500``); ValueError when out of range."""
+    if not offset or offset == "Z":
+        return UTC
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours >= 24 or minutes >= 60:
+        raise ValueError(f"the UTC offset {offset} is not between -23:59 and +23:59")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(delta if offset[0] == "+" else -delta)
 
 
 def default_hour(now: datetime | None = None) -> datetime:

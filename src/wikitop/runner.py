@@ -197,6 +197,12 @@ def _compute_span(
     failed = [h for h in missing if h in unavailable and unavailable[h].status is Status.FAILED]
     if failed:
         return Outcome(span, Status.FAILED, f"hours failed: {', '.join(format_hour(h) for h in failed)}")
+    # Every hour of a span had its totals kept when the range was planned or got them computed since.
+    vanished = [h for h in missing if h not in unavailable]
+    if vanished:
+        hours = ", ".join(format_hour(h) for h in vanished)
+        return Outcome(span, Status.FAILED, f"the kept totals of {len(vanished)} hours ({hours}) were deleted "
+                       f"during the run (a cache prune?); run it again to compute them anew")
     if missing and not allow_incomplete:
         hours = ", ".join(format_hour(h) for h in missing)
         return Outcome(span, Status.MISSING, f"incomplete: {len(missing)} hours missing ({hours}); "
