@@ -543,9 +543,9 @@ def show(period_text, day, domains, limit, fmt, **options):
     print_table(table.column_names, shown, title, right_aligned={"views", "rank"})
 
 
-@main.command(name="report", short_help="Write a published result as a self-contained HTML page.", help="""Write a published
-result as one HTML page that needs no network to open: per domain code a ranked table with
-bars and, for a day or window, each page's views per hour as a sparkline.
+@main.command(name="report", short_help="Write a published result as a self-contained HTML page.",
+              help="""Write a published result as one HTML page that needs no network to open:
+per domain code a ranked table with bars and, for a day or window, each page's views per hour as a sparkline.
 
 PERIOD is read as by 'wikitop show': an hour, with --day the UTC day of that hour, or
 START..END for a window. The domain codes are those given with --domain, or else the

@@ -215,7 +215,8 @@ def _as_data_uri(svg: str) -> str:
 
 
 def _hourly_text(hours: Sequence[datetime], values: Sequence[int | None]) -> str:
-    return "; ".join(f"{hour:%m-%d %H}h: {'?' if value is None else f'{value:,}'}" for hour, value in zip(hours, values))
+    return "; ".join(f"{hour:%m-%d %H}h: {'?' if value is None else f'{value:,}'}"
+                     for hour, value in zip(hours, values))
 
 
 def render_report(
