@@ -498,6 +498,18 @@ def print_table(columns: list[str], rows: list[list], title: str, right_aligned:
     Console().print(table)
 
 
+def read_published(store, period, fmt: str | None):
+    """(format, marker, table) of the published ``period``: in ``fmt``, or else the first of
+    FORMATS published; fails the command when there is none."""
+    formats = [fmt] if fmt else list(FORMATS)
+    for candidate in formats:
+        found = store.read_result(period, candidate)
+        if found is not None:
+            return candidate, *found
+    fail(f"nothing published for {period.kind} {period.label} under {store.location} "
+         f"(looked for format {', '.join(formats)})")
+
+
 @main.command(short_help="Print a published result as a table.", help="""Print a published result as a table:
 the hour PERIOD (e.g. 2020-01-22T02), with --day the UTC day of that hour, or
 START..END for a window.
@@ -521,16 +533,7 @@ def show(period_text, day, domains, limit, fmt, **options):
 
     period = period_to_show(period_text, day)
     store = ResultStore(options["out"], storage_options(options))
-    formats = [fmt] if fmt else list(FORMATS)
-    for candidate in formats:
-        found = store.read_result(period, candidate)
-        if found is not None:
-            fmt = candidate
-            break
-    else:
-        fail(f"nothing published for {period.kind} {period.label} under {store.location} "
-             f"(looked for format {', '.join(formats)})")
-    marker, table = found
+    fmt, marker, table = read_published(store, period, fmt)
     shown, per_domain = [], Counter()
     for row in zip(*(table.column(name).to_pylist() for name in table.column_names)):
         domain = row[0]
@@ -544,6 +547,49 @@ def show(period_text, day, domains, limit, fmt, **options):
     title = (f"{period.kind} {period.label} · {fmt} · top {params.get('top', '?')} ({params.get('ties', '?')} "
              f"ties) · {len(shown)} of {table.num_rows} rows · published {marker.get('published_at', '?')}")
     print_table(table.column_names, shown, title, right_aligned={"views", "rank"})
+
+
+@main.command(name="report", short_help="Write a published result as a self-contained HTML page.",
+              help="""Write a published result as one HTML page that needs no network to open:
+per domain code a ranked table with bars and, for a day or window, each page's views per hour as a sparkline.
+
+PERIOD is read as by 'wikitop show': an hour, with --day the UTC day of that hour, or
+START..END for a window. The domain codes are those given with --domain, or else the
+--busiest ones (by the views of their listed pages). An hour's views come from the hourly
+page totals kept in the cache when there, else from the hour's published top list, where a
+page not listed is shown as not known. Needs pip install 'wikitop[report]'.""")
+@click.argument("period_text", metavar="PERIOD")
+@click.option("--day", is_flag=True, help="Report the UTC day that PERIOD's hour falls in.")
+@click.option("--domain", "domains", multiple=True, metavar="CODE",
+              help="A domain code (or the result's group, e.g. a project) to report, in this order (repeatable).")
+@click.option("--busiest", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
+              help="Without --domain: report the N domain codes whose listed pages have the most views.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, metavar="N",
+              help="Rows per domain code.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="The published format to read. [default: the first published of csv, parquet, jsonl]")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Where to write the page. [default: wikitop-report-PERIOD.html in the current folder]")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
+              help=f"Where the kept hourly totals are. [env WIKITOP_CACHE_DIR; default: {default_cache_dir()}]")
+@out_options
+@with_errors_as_exit_codes
+def report_command(period_text, day, domains, busiest, limit, fmt, html_path, cache_dir, **options):
+    from wikitop import report as html_report
+    from wikitop.publish import ResultStore
+
+    period = period_to_show(period_text, day)
+    try:
+        html_report.require_extra()
+        store = ResultStore(options["out"], storage_options(options))
+        fmt, marker, table = read_published(store, period, fmt)
+        totals_dir = Settings(cache_dir=Path(cache_dir) if cache_dir else default_cache_dir()).totals_dir
+        html, groups = html_report.build_report(table, period, marker, domains, busiest, limit, totals_dir, store,
+                                                formats=[fmt, *(f for f in FORMATS if f != fmt)])
+        written = html_report.write_report(html, Path(html_path or html_report.default_report_name(period)))
+    except html_report.ReportError as error:
+        fail(f"error: {error}")
+    click.echo(redact(f"{period.kind} {period.label} ({', '.join(groups)}) -> {written}"))
 
 
 def listing_entry(store, folder: str, marker: dict) -> dict:
