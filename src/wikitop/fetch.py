@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from isal import isal_zlib
 
 from wikitop import __version__, locks
+from wikitop.errors import WikitopError
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
 
@@ -44,7 +45,7 @@ SERVER_CONNECTION_LIMIT = 3
 ProgressCallback = Callable[[int, int | None], None]
 
 
-class FetchError(RuntimeError):
+class FetchError(WikitopError):
     """The file could not be fetched; the message says why."""
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from isal import igzip
 
+from wikitop.errors import WikitopError
+
 # 28 pieces in a 6M-line hour: parsing starts soon after reading does; pieces of 12 and 16 MB
 # took as long.
 PIECE_SIZE = 8 << 20
@@ -24,7 +26,7 @@ PIECE_SIZE = 8 << 20
 MAX_LINE_BYTES = 1 << 20
 
 
-class CorruptDump(RuntimeError):
+class CorruptDump(WikitopError):
     """The bytes are not a complete gzip file."""
 
 

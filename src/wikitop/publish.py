@@ -46,6 +46,7 @@ import fsspec.utils
 from isal import igzip
 
 from wikitop import locks
+from wikitop.errors import WikitopError
 from wikitop.hours import ONE_HOUR, format_hour, parse_hour
 from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
@@ -76,7 +77,7 @@ S3FS_RETRIES = 1
 log = logging.getLogger(__name__)
 
 
-class PublishError(RuntimeError):
+class PublishError(WikitopError):
     """The result store cannot be read or written."""
 
 

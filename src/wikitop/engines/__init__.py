@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from wikitop.blacklist import Blacklist
+from wikitop.errors import WikitopError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,7 @@ HOURS_AT_ONCE = {"duckdb": 2, "spark": 1}
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
-class BadInput(RuntimeError):
+class BadInput(WikitopError):
     """Input an engine refuses: bad lines in a dump while running with --strict, or views
     that add up past what a result can hold."""
 
