@@ -435,7 +435,7 @@ OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
 @common_options
 @with_errors_as_exit_codes
 def window(start, end, allow_incomplete, keep_raw, **options):
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     session = open_session(options, keep_totals_default=True)
     try:
@@ -457,7 +457,7 @@ def fail(message: str) -> NoReturn:
 
 def period_to_show(text: str, day: bool):
     """HOUR, the UTC day of HOUR with ``day``, or START..END for a window."""
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     start_text, dots, end_text = text.partition("..")
     try:
@@ -542,7 +542,7 @@ def show(period_text, day, domains, limit, fmt, **options):
 
 def listing_entry(store, folder: str, marker: dict) -> dict:
     """What ``wikitop ls`` tells about one published result."""
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     params = marker.get("params") or {}
     try:

@@ -18,7 +18,8 @@ from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_bl
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
 from wikitop.hours import HourError, check_hour_available, format_hour
-from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
+from wikitop.model import HOUR_RULE, Period
+from wikitop.publish import PublishError, ResultStore
 from wikitop.redact import redact, remember_secrets, secrets_in_url
 from wikitop.settings import Settings
 

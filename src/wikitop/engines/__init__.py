@@ -7,7 +7,6 @@ pyarrow table; the transformation itself is the same text for all of them.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,24 +100,6 @@ class Engine(Protocol):
         window_pageviews.sql)."""
 
     def close(self) -> None: ...
-
-
-@functools.cache
-def _schemas() -> dict[str, pa.Schema]:
-    import pyarrow as pa
-
-    totals = [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
-    return {"RESULT_SCHEMA": pa.schema([*totals, ("rank", pa.int64())]), "TOTALS_SCHEMA": pa.schema(totals)}
-
-
-def __getattr__(name: str) -> pa.Schema:
-    """RESULT_SCHEMA (the published table) and TOTALS_SCHEMA (an hour's kept totals), made
-    on first use: Arrow takes a fifth of a second to import, which commands that only plan,
-    fetch or list need not pay, and a range's first requests need not wait for."""
-    try:
-        return _schemas()[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def create_engine(
