@@ -23,8 +23,8 @@ import pytest
 
 from conftest import HOUR, Mirror
 from dumpserver import DumpServer, Fault
-from wikitop.download import Fetcher
-from wikitop.fetch import DumpStore, RetryPolicy
+from wikitop.download import Fetcher, RetryPolicy
+from wikitop.fetch import DumpStore
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings

@@ -18,8 +18,9 @@ import click
 
 from wikitop import __version__
 from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
+from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
-from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.publish import FORMATS, PublishError

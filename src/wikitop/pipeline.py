@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__, locks
 from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
+from wikitop.download import check_fetch_settings
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
-from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
+from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
 from wikitop.hours import HourError, check_hour_available, format_hour
 from wikitop.model import HOUR_RULE, Period
 from wikitop.publish import PublishError, ResultStore

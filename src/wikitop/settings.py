@@ -11,8 +11,9 @@ import fsspec.utils
 import platformdirs
 
 from wikitop.blacklist import DEFAULT_BLACKLIST
+from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
 from wikitop.engines import DEFAULT_MEMORY_LIMIT
-from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.fetch import DEFAULT_SOURCE
 
 
 def default_cache_dir() -> Path:
