@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wikitop.cache import CacheEntry, parse_size, scan, select_for_pruning
+from wikitop.cache import CacheEntry, scan, select_for_pruning
 from wikitop.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
 from wikitop.fetch import (
     DumpStore,
@@ -30,6 +30,7 @@ from wikitop.fetch import (
     write_record,
 )
 from wikitop.gzipfile import CorruptDump, GzipChecker, verify_gzip
+from wikitop.units import parse_size
 
 HOUR = datetime(2020, 1, 22, 2, tzinfo=UTC)
 

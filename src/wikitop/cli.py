@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from wikitop.publish import FORMATS, PublishError
 from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.sql import TIE_RULES
+from wikitop.units import parse_duration, parse_size
 
 log = logging.getLogger("wikitop")
 
@@ -54,29 +54,20 @@ HOUR = HourType()
 
 
 class Duration(click.ParamType):
-    """``90``, ``90s``, ``30m``, ``6h``, ``2d`` as seconds."""
-
     name = "DURATION"
-    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower()
-        unit = text[-1] if text and text[-1] in self._UNITS else "s"
-        number = text[:-1] if text and text[-1] in self._UNITS else text
         try:
-            seconds = float(number) * self._UNITS[unit]
-        except ValueError:
-            self.fail(f"{value!r} is not a duration such as 90s, 30m or 6h", param, ctx)
-        if seconds < 0:
-            self.fail("a duration cannot be negative", param, ctx)
-        return seconds
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _memory_limit(ctx, param, value: str) -> str:
-    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", value.strip(), re.IGNORECASE):
-        raise click.BadParameter(f"{value!r} is not a size such as 2GB, 500MB or 8GiB")
+    try:
+        parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     return value.strip()
 
 
@@ -626,8 +617,6 @@ CACHE_KIND_OPTION = click.option(
 
 
 def _size(ctx, param, value):
-    from wikitop.cache import parse_size
-
     try:
         return None if value is None else parse_size(value)
     except ValueError as error:
@@ -635,7 +624,7 @@ def _size(ctx, param, value):
 
 
 def _describe_cache(entries) -> str:
-    from wikitop.cache import format_size
+    from wikitop.units import format_size
 
     parts = []
     for kind in ("dumps", "totals"):
@@ -666,7 +655,8 @@ not changed since (same size and time); 'unverified' ones are checked again befo
 def cache_list(obj, kinds, check_now):
     from datetime import UTC
 
-    from wikitop.cache import format_size, scan, verify
+    from wikitop.cache import scan, verify
+    from wikitop.units import format_size
 
     cache_dir = obj["cache_dir"]
     entries = scan(cache_dir, kinds)
@@ -695,7 +685,8 @@ Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.pass_obj
 def prune(obj, older_than, max_size, kinds, dry_run):
-    from wikitop.cache import format_size, prune, scan, select_for_pruning
+    from wikitop.cache import prune, scan, select_for_pruning
+    from wikitop.units import format_size
 
     if older_than is None and max_size is None:
         raise click.UsageError("say what to prune: --older-than DURATION and/or --max-size SIZE")
