@@ -17,7 +17,7 @@ import click
 
 from wikitop import __version__
 from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
-from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
@@ -182,32 +182,6 @@ def common_options(command):
     return command
 
 
-def make_settings(options: dict, keep_totals_default: bool) -> Settings:
-    keep_totals = options["keep_totals"]
-    return Settings(
-        sources=list(options["sources"]) or [DEFAULT_SOURCE],
-        out=options["out"],
-        fmt=options["fmt"],
-        blacklist=None if options["no_blacklist"] else options["blacklist"],
-        top=options["top"],
-        ties=options["ties"],
-        strict=options["strict"],
-        force=options["force"],
-        engine=options["engine"],
-        spark_conf=options["spark_conf"],
-        memory_limit=options["memory_limit"],
-        cache_dir=Path(options["cache_dir"]) if options["cache_dir"] else default_cache_dir(),
-        keep_totals=keep_totals_default if keep_totals is None else keep_totals,
-        user_agent=options["user_agent"],
-        max_connections=options["max_connections"],
-        allow_more_connections=options["allow_more_connections"],
-        wait_seconds=options["wait_seconds"],
-        retry_policy=RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
-                                 stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"]),
-        storage_options=storage_options(options),
-    )
-
-
 def setup_logging(verbose: int, quiet: bool) -> bool:
     """Rich log lines on a terminal, plain ones otherwise; returns whether to draw progress bars."""
     level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
@@ -234,7 +208,7 @@ def setup_logging(verbose: int, quiet: bool) -> bool:
 def open_session(options: dict, keep_totals_default: bool) -> Wikitop:
     interactive = setup_logging(options["verbose"], options["quiet"])
     try:
-        settings = make_settings(options, keep_totals_default)
+        settings = Settings.from_options(options, keep_totals_default)
         progress = _progress_bar() if interactive else None
         session = Wikitop(settings, progress)
     except ValueError as error:

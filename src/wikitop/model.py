@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from wikitop.hours import ONE_HOUR, format_hour, parse_hour
+from wikitop.hours import ONE_HOUR, HourError, format_hour, parse_hour
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,6 +62,27 @@ class Period:
         if self.kind == "day":
             return f"{self.start:%Y-%m-%d}"
         return f"{format_hour(self.start)}..{format_hour(self.end)}"
+
+    @classmethod
+    def of(cls, value: Period | datetime | str | tuple) -> Period:
+        """A Period as given, an hour (a datetime or its text), a ``(start, end)`` window of
+        hours, or the text ``START..END``; HourError when it cannot be read."""
+        if isinstance(value, Period):
+            return value
+        if isinstance(value, tuple):
+            start, end = (cls.of(hour).start for hour in value)
+            if end < start:
+                raise HourError(f"the window ends ({format_hour(end)}) before it starts ({format_hour(start)})")
+            return cls.window(start, end)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            hour = value.astimezone(UTC)
+            if hour.minute or hour.second or hour.microsecond:
+                raise HourError(f"{value.isoformat()} is not the start of an hour")
+            return cls.hour(hour)
+        start, dots, end = str(value).partition("..")
+        return cls.of((start, end)) if dots else cls.hour(parse_hour(start))
 
     def metadata(self) -> dict:
         return {"kind": self.kind, "start": format_hour(self.start), "end": format_hour(self.end)}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines import (
+from wikitop.engines.base import (
     DEFAULT_MEMORY_LIMIT,
     HOURS_AT_ONCE,
     EngineResult,
