@@ -494,7 +494,7 @@ class Fetcher:
                     if fetches > self.policy.refetches:
                         if empty:
                             raise EmptyDump(f"{url} is empty (0 bytes), {fetches} times in a row") from None
-                        raise CorruptDump(f"{url}: {error}; fetched {fetches} times, bad every time") from None
+                        raise FetchError(f"{url}: {error}; fetched {fetches} times, bad every time") from None
                     log.warning("%s: %s; fetching it again", url, error)
                     continue
             os.replace(partial, target)
