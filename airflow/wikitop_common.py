@@ -89,11 +89,11 @@ def parse_wikitop_hour(arguments: list[str]):
     from airflow.sdk.exceptions import AirflowFailException
 
     from wikitop.cli import hour as hour_command
-    from wikitop.cli import make_settings
+    from wikitop.settings import Settings
 
     try:
         context = hour_command.make_context("wikitop hour", list(arguments[1:]))
-        return context.params["hour"], make_settings(context.params, keep_totals_default=False)
+        return context.params["hour"], Settings.from_options(context.params, keep_totals_default=False)
     except (click.ClickException, ValueError) as error:
         message = error.format_message() if isinstance(error, click.ClickException) else str(error)
         raise AirflowFailException(f"bad wikitop settings ({shlex.join(arguments)}): {message}") from None

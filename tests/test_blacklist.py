@@ -17,8 +17,8 @@ from wikitop.blacklist import (
     parse_blacklist,
     read_blacklist_bytes,
 )
+from wikitop.model import Period
 from wikitop.pipeline import Wikitop
-from wikitop.publish import Period
 from wikitop.settings import Settings
 
 DATA = Path(__file__).parent / "data"

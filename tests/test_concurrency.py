@@ -19,8 +19,8 @@ import pytest
 from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
 from wikitop.cache import scan
-from wikitop.download import Fetcher
-from wikitop.fetch import DumpStore, RetryPolicy
+from wikitop.download import Fetcher, RetryPolicy
+from wikitop.fetch import DumpStore
 from wikitop.hours import dump_relative_path
 from wikitop.publish import deserialize
 from wikitop.synthetic import generate_hour

@@ -24,8 +24,8 @@ import pytest
 
 from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
-from wikitop.download import Fetcher
-from wikitop.fetch import DumpStore, FetchError, RetryPolicy
+from wikitop.download import Fetcher, RetryPolicy
+from wikitop.fetch import DumpStore, FetchError
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings

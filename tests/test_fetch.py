@@ -16,23 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from wikitop.cache import CacheEntry, parse_size, scan, select_for_pruning
-from wikitop.download import Fetcher, HostLimiter, check_content_range, parse_retry_after
+from wikitop.cache import CacheEntry, scan, select_for_pruning
+from wikitop.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
 from wikitop.fetch import (
-    CorruptFile,
     DumpStore,
     FetchError,
-    GzipChecker,
     NotPublished,
-    RetryPolicy,
     check_cached,
     read_record,
     record_is_current,
     sidecar_path,
     source_kind,
-    verify_gzip,
     write_record,
 )
+from wikitop.gzipfile import CorruptDump, GzipChecker, verify_gzip
+from wikitop.units import parse_size
 
 HOUR = datetime(2020, 1, 22, 2, tzinfo=UTC)
 
@@ -54,13 +52,13 @@ def test_gzip_checker_counts_lines_across_members_and_chunks():
 @pytest.mark.parametrize("cut", [1, 10, -9, -1])
 def test_gzip_checker_finds_truncation(cut):
     data = gzip.compress(b"line\n" * 1000)
-    with pytest.raises(CorruptFile, match="truncated"):
+    with pytest.raises(CorruptDump, match="truncated"):
         check(data[:cut])
 
 
 def test_gzip_checker_finds_a_truncated_second_member():
     data = gzip.compress(b"a\n") + gzip.compress(b"b\n" * 100)
-    with pytest.raises(CorruptFile, match="truncated"):
+    with pytest.raises(CorruptDump, match="truncated"):
         check(data[:-3])
 
 
@@ -68,14 +66,14 @@ def test_gzip_checker_finds_a_truncated_second_member():
 def test_gzip_checker_finds_corrupt_crc_length_or_data(offset):
     data = bytearray(gzip.compress(bytes(range(256)) * 100))
     data[offset] ^= 0x55
-    with pytest.raises(CorruptFile, match="corrupt"):
+    with pytest.raises(CorruptDump, match="corrupt"):
         check(bytes(data))
 
 
 def test_gzip_checker_refuses_empty_and_trailing_garbage():
-    with pytest.raises(CorruptFile, match="empty"):
+    with pytest.raises(CorruptDump, match="empty"):
         check(b"")
-    with pytest.raises(CorruptFile):
+    with pytest.raises(CorruptDump):
         check(gzip.compress(b"a\n") + b"garbage!")
 
 
@@ -172,20 +170,20 @@ def test_source_kinds(source, kind):
 @pytest.mark.parametrize("source", ["ftp://example.org/x", "s3://bucket/pageviews"])
 def test_unsupported_sources_are_refused_up_front(source, tmp_path):
     with pytest.raises(ValueError, match="unsupported source"):
-        DumpStore([source], tmp_path)
+        DumpStore([source], tmp_path, Fetcher)
 
 
 def test_a_mirror_that_is_not_a_directory_fails_the_fetch_instead_of_looking_unpublished(tmp_path):
     (tmp_path / "file").touch()
     for source in (tmp_path / "absent", tmp_path / "file", f"file://{tmp_path}/absent"):
-        store = DumpStore([str(source)], tmp_path / "cache")
+        store = DumpStore([str(source)], tmp_path / "cache", Fetcher)
         with pytest.raises(FetchError, match="is not a directory") as raised:
             store.fetch(HOUR)
         assert not isinstance(raised.value, NotPublished)
 
 
 def test_store_urls_and_cache_paths(tmp_path):
-    store = DumpStore(["https://example.org/pageviews/"], tmp_path)
+    store = DumpStore(["https://example.org/pageviews/"], tmp_path, Fetcher)
     assert store.url(store.sources[0], HOUR) == "https://example.org/pageviews/2020/2020-01/pageviews-20200122-030000.gz"
     assert store.cached_path(HOUR) == tmp_path / "pageviews/2020/2020-01/pageviews-20200122-030000.gz"
 

@@ -13,7 +13,7 @@ import pytest
 from filelock import FileLock
 
 from conftest import HOUR
-from wikitop.engines import RESULT_SCHEMA
+from wikitop.model import RESULT_SCHEMA
 from wikitop.publish import (
     FORMATS,
     MARKER,

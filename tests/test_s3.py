@@ -31,7 +31,7 @@ from s3server import S3Server, unavailable_reason
 
 pytest.importorskip("s3fs")
 
-from wikitop.engines import RESULT_SCHEMA  # noqa: E402
+from wikitop.model import RESULT_SCHEMA  # noqa: E402
 from wikitop.publish import (  # noqa: E402
     FORMATS,
     MULTIPART_PART_BYTES,

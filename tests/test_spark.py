@@ -14,8 +14,9 @@ import pytest
 import windows
 from conftest import HOUR, wikitop_env
 from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist, parse_blacklist
-from wikitop.engines import TOTALS_SCHEMA, BadInput, ViewsOverflow
+from wikitop.engines import BadInput, ViewsOverflow
 from wikitop.engines.duckdb_engine import DuckDBEngine
+from wikitop.model import TOTALS_SCHEMA
 from wikitop.publish import serialize
 
 pytest.importorskip(

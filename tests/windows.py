@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wikitop.engines import TOTALS_SCHEMA
+from wikitop.model import TOTALS_SCHEMA
 
 Hours = list[dict[tuple[str, str], int]]
 

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wikitop.errors import WikitopError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -32,7 +34,7 @@ _PERCENT_ESCAPE = r"%[0-9A-Fa-f]{2}"
 BLACKLIST_COLUMNS = ("domain_code", "page_title")
 
 
-class BlacklistError(RuntimeError):
+class BlacklistError(WikitopError):
     """The blacklist cannot be read, or holds no entry; the message names it and says why."""
 
 

@@ -32,8 +32,6 @@ TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 _DUMP_NAME = re.compile(r"pageviews-(\d{8})-(\d{2})0000\.gz(\.part(?:-\d+-\d+-of-\d+)?)?")
 _TOTALS_NAME = re.compile(r"totals-(\d{8})-(\d{2})\.parquet")
 _TOTALS_TEMPORARY_NAME = re.compile(r"\.totals-(\d{8})-(\d{2})\.parquet\.\w+\.tmp")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?")
-_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 @dataclass(frozen=True)
@@ -166,19 +164,3 @@ def remove(entry: CacheEntry) -> None:
             folder.rmdir()  # only when empty
         except OSError:
             break
-
-
-def parse_size(text: str) -> int:
-    """``10GB``, ``500M``, ``1.5GiB``, ``2048`` as bytes (kB, MB, GB, TB are powers of 1000; KiB... of 1024)."""
-    match = _SIZE.fullmatch(text.strip().lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a size such as 500MB or 10GB")
-    number, prefix, binary = match.groups()
-    return int(float(number) * (1024 if binary else 1000) ** _SIZE_POWERS[prefix])
-
-
-def format_size(size: int) -> str:
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"

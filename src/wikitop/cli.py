@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +17,16 @@ import click
 
 from wikitop import __version__
 from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
+from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
-from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.publish import FORMATS, PublishError
 from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.sql import TIE_RULES
+from wikitop.units import parse_duration, parse_size
 
 log = logging.getLogger("wikitop")
 
@@ -53,29 +54,20 @@ HOUR = HourType()
 
 
 class Duration(click.ParamType):
-    """``90``, ``90s``, ``30m``, ``6h``, ``2d`` as seconds."""
-
     name = "DURATION"
-    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower()
-        unit = text[-1] if text and text[-1] in self._UNITS else "s"
-        number = text[:-1] if text and text[-1] in self._UNITS else text
         try:
-            seconds = float(number) * self._UNITS[unit]
-        except ValueError:
-            self.fail(f"{value!r} is not a duration such as 90s, 30m or 6h", param, ctx)
-        if seconds < 0:
-            self.fail("a duration cannot be negative", param, ctx)
-        return seconds
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _memory_limit(ctx, param, value: str) -> str:
-    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)", value.strip(), re.IGNORECASE):
-        raise click.BadParameter(f"{value!r} is not a size such as 2GB, 500MB or 8GiB")
+    try:
+        parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     return value.strip()
 
 
@@ -195,33 +187,6 @@ def common_options(command):
     return command
 
 
-def make_settings(options: dict, keep_totals_default: bool) -> Settings:
-    keep_totals = options["keep_totals"]
-    return Settings(
-        sources=list(options["sources"]) or [DEFAULT_SOURCE],
-        out=options["out"],
-        fmt=options["fmt"],
-        blacklist=None if options["no_blacklist"] else options["blacklist"],
-        top=options["top"],
-        ties=options["ties"],
-        strict=options["strict"],
-        force=options["force"],
-        engine=options["engine"],
-        spark_conf=options["spark_conf"],
-        memory_limit=options["memory_limit"],
-        cache_dir=Path(options["cache_dir"]) if options["cache_dir"] else default_cache_dir(),
-        keep_totals=keep_totals_default if keep_totals is None else keep_totals,
-        user_agent=options["user_agent"],
-        max_connections=options["max_connections"],
-        allow_more_connections=options["allow_more_connections"],
-        wait_seconds=options["wait_seconds"],
-        retry_policy=RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
-                                 stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"],
-                                 deadline=options["deadline"] or None),
-        storage_options=storage_options(options),
-    )
-
-
 def setup_logging(verbose: int, quiet: bool) -> bool:
     """Rich log lines on a terminal, plain ones otherwise; returns whether to draw progress bars."""
     level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
@@ -248,7 +213,7 @@ def setup_logging(verbose: int, quiet: bool) -> bool:
 def open_session(options: dict, keep_totals_default: bool) -> Wikitop:
     interactive = setup_logging(options["verbose"], options["quiet"])
     try:
-        settings = make_settings(options, keep_totals_default)
+        settings = Settings.from_options(options, keep_totals_default)
         progress = _progress_bar() if interactive else None
         session = Wikitop(settings, progress)
     except ValueError as error:
@@ -441,7 +406,7 @@ OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
 @common_options
 @with_errors_as_exit_codes
 def window(start, end, allow_incomplete, keep_raw, **options):
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     session = open_session(options, keep_totals_default=True)
     try:
@@ -463,7 +428,7 @@ def fail(message: str) -> NoReturn:
 
 def period_to_show(text: str, day: bool):
     """HOUR, the UTC day of HOUR with ``day``, or START..END for a window."""
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     start_text, dots, end_text = text.partition("..")
     try:
@@ -594,7 +559,7 @@ def report_command(period_text, day, domains, busiest, limit, fmt, html_path, ca
 
 def listing_entry(store, folder: str, marker: dict) -> dict:
     """What ``wikitop ls`` tells about one published result."""
-    from wikitop.publish import Period
+    from wikitop.model import Period
 
     params = marker.get("params") or {}
     try:
@@ -677,8 +642,6 @@ CACHE_KIND_OPTION = click.option(
 
 
 def _size(ctx, param, value):
-    from wikitop.cache import parse_size
-
     try:
         return None if value is None else parse_size(value)
     except ValueError as error:
@@ -686,7 +649,7 @@ def _size(ctx, param, value):
 
 
 def _describe_cache(entries) -> str:
-    from wikitop.cache import format_size
+    from wikitop.units import format_size
 
     parts = []
     for kind in ("dumps", "totals"):
@@ -717,7 +680,8 @@ not changed since (same size and time); 'unverified' ones are checked again befo
 def cache_list(obj, kinds, check_now):
     from datetime import UTC
 
-    from wikitop.cache import format_size, scan, verify
+    from wikitop.cache import scan, verify
+    from wikitop.units import format_size
 
     cache_dir = obj["cache_dir"]
     entries = scan(cache_dir, kinds)
@@ -746,7 +710,8 @@ Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.pass_obj
 def prune(obj, older_than, max_size, kinds, dry_run):
-    from wikitop.cache import format_size, prune, scan, select_for_pruning
+    from wikitop.cache import prune, scan, select_for_pruning
+    from wikitop.units import format_size
 
     if older_than is None and max_size is None:
         raise click.UsageError("say what to prune: --older-than DURATION and/or --max-size SIZE")

@@ -7,6 +7,10 @@ backoff that honour Retry-After; downloads resumed with Range requests; a file b
 enough is fetched in byte ranges over all the connections at once, so that one
 hour arrives about as fast as the server lets three; and a file counts as fetched
 only once its length and gzip trailers check out.
+
+The retry policy and the settings the server would refuse live here too; requests is
+imported where a request is made, so that settings and commands that send none do not
+load it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import heapq
 import itertools
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -26,31 +31,93 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-import urllib3
+from wikitop import __version__
+from wikitop.fetch import FetchError, NotPublished, ProgressCallback
+from wikitop.gzipfile import CorruptDump, GzipSummary, StreamVerifier
 
-from wikitop.fetch import (
-    DEFAULT_USER_AGENT,
-    SERVER_CONNECTION_LIMIT,
-    CorruptFile,
-    FetchError,
-    GaveUp,
-    GzipSummary,
-    NotPublished,
-    ProgressCallback,
-    RetryPolicy,
-    StreamVerifier,
-    check_fetch_settings,
-)
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
+
+DEFAULT_USER_AGENT = (
+    f"wikitop/{__version__} (https://github.com/wikitop/wikitop; wikitop@users.noreply.github.com)"
+)
+SERVER_CONNECTION_LIMIT = 3
 
 CHUNK_SIZE = 1 << 16
 # A file is cut in byte ranges only when each gets at least this much.
 MIN_SEGMENT_BYTES = 2 << 20
 PLANNING = float("-inf")  # the priority of the HEAD requests that plan a download
+
+
+class GaveUp(FetchError):
+    """Transient failures (resets, stalls, 5xx, 429) went on longer than the retries allow."""
+
+    transient = True
+
+
+def check_fetch_settings(user_agent: str, max_connections: int, allow_more_connections: bool) -> None:
+    """ValueError for settings the dump server would refuse or punish."""
+    if max_connections < 1:
+        raise ValueError("--max-connections must be at least 1")
+    if max_connections > SERVER_CONNECTION_LIMIT and not allow_more_connections:
+        raise ValueError(
+            f"the dump server allows {SERVER_CONNECTION_LIMIT} connections per client; "
+            "pass --allow-more-connections to use more against your own mirror"
+        )
+    if not user_agent.strip():
+        raise ValueError("the User-Agent cannot be empty: Wikimedia requires one with contact details")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How patient fetching is.
+
+    Retry delays double from ``backoff_base`` up to ``backoff_max``, each drawn from
+    the upper half of its range so that threads and processes spread out, and never
+    shorter than the server's Retry-After. ``retries`` bounds the failures in a row;
+    an attempt that brought new bytes starts the count again. ``deadline`` bounds the
+    whole fetch of one file, retries included, from its first request that got a
+    connection (None: no bound), so that a server sending a byte now and then, which
+    is never a stall, cannot hold a run forever.
+    """
+
+    retries: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    connect_timeout: float = 30.0
+    stall_timeout: float = 60.0
+    refetches: int = 2
+    poll_interval: float = 10.0
+    poll_max: float = 300.0
+    deadline: float | None = 1800.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.refetches < 0:
+            raise ValueError("retries cannot be negative")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError("the deadline must be positive (None for no deadline)")
+        if min(self.connect_timeout, self.stall_timeout, self.poll_interval) <= 0:
+            raise ValueError("timeouts and the poll interval must be positive")
+        if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
+            raise ValueError("the retry delay must be between 0 and its maximum")
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+        backoff = random.uniform(ceiling / 2, ceiling)
+        return backoff if retry_after is None else max(backoff, retry_after)
+
+    def poll_delays(self) -> Iterator[float]:
+        """Pauses between checks for a file not published yet: doubling, with jitter."""
+        delay = self.poll_interval
+        while True:
+            yield random.uniform(0.75 * delay, delay)
+            delay = min(2 * delay, max(self.poll_max, self.poll_interval))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -192,6 +259,8 @@ def _shared_session(connections_per_host: int) -> requests.Session:
     the process draws from the same blocking pools: together they can never hold
     more than the limit open to one host.
     """
+    import requests
+
     with _sessions_lock:
         if connections_per_host not in _sessions:
             session = requests.Session()
@@ -258,6 +327,8 @@ class Fetcher:
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
 
     def _request(self, method: str, url: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
+        import requests
+
         timeout = (self.policy.connect_timeout, self.policy.stall_timeout)
         try:
             return self.session.request(
@@ -362,6 +433,8 @@ class Fetcher:
         return self._with_retries(url, head)
 
     def get_bytes(self, url: str) -> bytes:
+        import requests
+
         def get() -> bytes:
             with self._request("GET", url) as response:
                 self._check_status(response, url)
@@ -429,16 +502,16 @@ class Fetcher:
                     transfer.discard()
                     in_ranges, fetches = False, fetches - 1
                     continue
-                except CorruptFile as error:
+                except CorruptDump as error:
                     empty = transfer.received() == 0
                     transfer.discard()
                     if fetches > self.policy.refetches:
                         if empty:
-                            raise CorruptFile(
+                            raise FetchError(
                                 f"{url} came with an empty body (0 bytes) {fetches} times in a row, "
                                 "not a gzip file"
                             ) from None
-                        raise CorruptFile(f"{url}: {error}; fetched {fetches} times, bad every time") from None
+                        raise FetchError(f"{url}: {error}; fetched {fetches} times, bad every time") from None
                     log.warning("%s: %s; fetching it again", url, error)
                     continue
             os.replace(partial, target)
@@ -500,6 +573,9 @@ def _receive(
     response: requests.Response, url: str, handle, done: int, on_chunk: Callable[[bytes], None], deadline: _Deadline
 ) -> int:
     """Write the response's body to handle as it arrives; returns the byte reached."""
+    import requests
+    import urllib3
+
     while True:
         deadline.check()
         try:
@@ -706,7 +782,7 @@ class _RangedTransfer(_FileTransfer):
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{part.last}"}
         with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
             if response.status_code == 416:
-                raise CorruptFile(f"the file is no longer {self.total} bytes long (416 for bytes {offset}-)")
+                raise CorruptDump(f"the file is no longer {self.total} bytes long (416 for bytes {offset}-)")
             self.fetcher._check_status(response, url)
             if response.status_code != 206:
                 raise _RangesRefused(f"{url} ignored a Range request")
@@ -717,7 +793,7 @@ class _RangedTransfer(_FileTransfer):
             except ValueError as error:
                 raise _Retryable(f"{url}: bad answer to a Range request ({error})") from None
             if total is not None and total != self.total:
-                raise CorruptFile(f"the file changed size while being fetched ({self.total} -> {total} bytes)")
+                raise CorruptDump(f"the file changed size while being fetched ({self.total} -> {total} bytes)")
             with open(part.path, "ab") as handle:
                 verifier = self._verifier if first_range else None
                 done = _receive(

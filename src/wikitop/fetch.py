@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,182 +20,48 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from isal import isal_zlib
-
-from wikitop import __version__, locks
+from wikitop import locks
+from wikitop.errors import WikitopError
+from wikitop.gzipfile import CorruptDump, GzipSummary, verify_gzip
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
-
-if TYPE_CHECKING:
-    from wikitop.download import Fetcher
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "https://dumps.wikimedia.org/other/pageviews"
-DEFAULT_USER_AGENT = (
-    f"wikitop/{__version__} (https://github.com/wikitop/wikitop; wikitop@users.noreply.github.com)"
-)
-SERVER_CONNECTION_LIMIT = 3
 
 ProgressCallback = Callable[[int, int | None], None]
 
 
-class FetchError(RuntimeError):
-    """The file could not be fetched; the message says why."""
+class FetchError(WikitopError):
+    """The file could not be fetched; the message says why. ``transient``: the source
+    kept failing for passing reasons and may answer later."""
+
+    transient = False
 
 
 class NotPublished(FetchError):
     """No source has the file (yet)."""
 
 
-class CorruptFile(FetchError):
-    """The bytes are not a complete gzip file."""
+class HttpClient(Protocol):
+    """What fetching asks of the HTTP client, ``wikitop.download.Fetcher``."""
+
+    max_connections: int
+    policy: PollPolicy
+
+    def exists(self, url: str) -> bool: ...
+
+    def download(
+        self, url: str, target: Path, progress: ProgressCallback | None = None, priority: float = 0.0
+    ) -> GzipSummary: ...
 
 
-class GaveUp(FetchError):
-    """Transient failures (resets, stalls, 5xx, 429) went on longer than the retries allow."""
-
-
-def check_fetch_settings(user_agent: str, max_connections: int, allow_more_connections: bool) -> None:
-    """ValueError for settings the dump server would refuse or punish."""
-    if max_connections < 1:
-        raise ValueError("--max-connections must be at least 1")
-    if max_connections > SERVER_CONNECTION_LIMIT and not allow_more_connections:
-        raise ValueError(
-            f"the dump server allows {SERVER_CONNECTION_LIMIT} connections per client; "
-            "pass --allow-more-connections to use more against your own mirror"
-        )
-    if not user_agent.strip():
-        raise ValueError("the User-Agent cannot be empty: Wikimedia requires one with contact details")
-
-
-@dataclass(frozen=True)
-class GzipSummary:
-    """What verifying a gzip file found: its size, lines and the SHA-256 of its bytes."""
-
-    size: int
-    lines: int
-    sha256: str
-
-
-def verify_gzip(path: Path, name: str | None = None) -> GzipSummary:
-    """Decompress the whole file, checking every member's CRC32 and length trailer.
-
-    The line count tells the engines how many lines their readers skipped without
-    a word (empty ones); the digest lets the cache notice a file changed later.
-    """
-    verifier = StreamVerifier()
-    verifier.feed_file(path)
-    return verifier.finish(name or path.name)
-
-
-class StreamVerifier:
-    """Verifies a gzip file as its bytes go by, and measures and digests them."""
-
-    def __init__(self) -> None:
-        self.gzip = GzipChecker()
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def feed(self, data: bytes) -> None:
-        self.gzip.feed(data)
-        self.digest.update(data)
-        self.size += len(data)
-
-    def feed_file(self, path: Path) -> None:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                self.feed(chunk)
-
-    def finish(self, name: str) -> GzipSummary:
-        self.gzip.finish(name)
-        return GzipSummary(self.size, self.gzip.lines, self.digest.hexdigest())
-
-
-class GzipChecker:
-    """Incremental gzip verification over (possibly multi-member) data."""
-
-    def __init__(self) -> None:
-        self._inflater = isal_zlib.decompressobj(wbits=31)
-        self._seen_data = False
-        self._newlines = 0
-        self._ends_with_newline = True
-
-    @property
-    def lines(self) -> int:
-        return self._newlines + (0 if self._ends_with_newline else 1)
-
-    def _count(self, text: bytes) -> None:
-        if text:
-            self._newlines += text.count(b"\n")
-            self._ends_with_newline = text.endswith(b"\n")
-
-    def feed(self, data: bytes) -> None:
-        while data:
-            self._seen_data = True
-            if self._inflater.eof:
-                self._inflater = isal_zlib.decompressobj(wbits=31)
-            try:
-                self._count(self._inflater.decompress(data))
-            except isal_zlib.error as error:
-                raise CorruptFile(f"corrupt gzip data ({error})") from None
-            data = self._inflater.unused_data if self._inflater.eof else b""
-
-    def finish(self, name: str) -> None:
-        if not self._seen_data:
-            raise CorruptFile(f"{name} is empty")
-        if not self._inflater.eof:
-            raise CorruptFile(f"{name} is truncated (the gzip stream ends early)")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How patient fetching is.
-
-    Retry delays double from ``backoff_base`` up to ``backoff_max``, each drawn from
-    the upper half of its range so that threads and processes spread out, and never
-    shorter than the server's Retry-After. ``retries`` bounds the failures in a row;
-    an attempt that brought new bytes starts the count again. ``deadline`` bounds the
-    whole fetch of one file, retries included, from its first request that got a
-    connection (None: no bound), so that a server sending a byte now and then, which
-    is never a stall, cannot hold a run forever.
-    """
-
-    retries: int = 6
-    backoff_base: float = 1.0
-    backoff_max: float = 300.0
-    connect_timeout: float = 30.0
-    stall_timeout: float = 60.0
-    refetches: int = 2
-    poll_interval: float = 10.0
-    poll_max: float = 300.0
-    deadline: float | None = 1800.0
-
-    def __post_init__(self) -> None:
-        if self.retries < 0 or self.refetches < 0:
-            raise ValueError("retries cannot be negative")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ValueError("the deadline must be positive (None for no deadline)")
-        if min(self.connect_timeout, self.stall_timeout, self.poll_interval) <= 0:
-            raise ValueError("timeouts and the poll interval must be positive")
-        if self.backoff_base < 0 or self.backoff_max < self.backoff_base:
-            raise ValueError("the retry delay must be between 0 and its maximum")
-
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after the ``failures``-th failure in a row."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
-        backoff = random.uniform(ceiling / 2, ceiling)
-        return backoff if retry_after is None else max(backoff, retry_after)
-
-    def poll_delays(self) -> Iterator[float]:
-        """Pauses between checks for a file not published yet: doubling, with jitter."""
-        delay = self.poll_interval
-        while True:
-            yield random.uniform(0.75 * delay, delay)
-            delay = min(2 * delay, max(self.poll_max, self.poll_interval))
+class PollPolicy(Protocol):
+    def poll_delays(self) -> Iterator[float]: ...
 
 
 @dataclass(frozen=True)
@@ -275,7 +140,7 @@ def check_cached(dump: Path) -> GzipSummary | None:
         return GzipSummary(record["size"], record["lines"], record["sha256"])
     try:
         summary = verify_gzip(dump)
-    except CorruptFile as error:
+    except CorruptDump as error:
         log.warning("cached %s is bad (%s); discarding it", dump, error)
         dump.unlink(missing_ok=True)
         sidecar_path(dump).unlink(missing_ok=True)
@@ -292,10 +157,9 @@ class DumpStore:
     reuses the verified download, and ``cache prune`` leaves it alone.
     """
 
-    def __init__(
-        self, sources: Sequence[str], cache_dir: Path, fetcher: Fetcher | Callable[[], Fetcher] | None = None
-    ):
-        """``fetcher``: the HTTP client for servers, or a function that makes it when first needed."""
+    def __init__(self, sources: Sequence[str], cache_dir: Path, fetcher: HttpClient | Callable[[], HttpClient]):
+        """``fetcher``: the HTTP client for servers (``wikitop.download.Fetcher``), or a
+        function that makes it when first needed."""
         if not sources:
             raise ValueError("no source given")
         for source in sources:
@@ -310,13 +174,9 @@ class DumpStore:
         self._prefetcher: ThreadPoolExecutor | None = None
 
     @property
-    def fetcher(self) -> Fetcher:
+    def fetcher(self) -> HttpClient:
         with self._lock:
-            if self._fetcher is None:
-                from wikitop.download import Fetcher
-
-                self._fetcher = Fetcher()
-            elif callable(self._fetcher):
+            if callable(self._fetcher):
                 self._fetcher = self._fetcher()
             return self._fetcher
 
@@ -378,10 +238,11 @@ class DumpStore:
                         return True
                 elif self.fetcher.exists(self.url(source, hour)):
                     return True
-            except GaveUp as error:
-                log.warning("%s", error)
             except FetchError as error:
-                refusal = refusal or error
+                if error.transient:
+                    log.warning("%s", error)
+                else:
+                    refusal = refusal or error
         if refusal:
             raise refusal
         return False

@@ -7,12 +7,16 @@ shows. Engines that parse the text get it from here in the same pass.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip
+from isal import igzip, isal_zlib
+
+from wikitop.errors import WikitopError
 
 # 28 pieces in a 6M-line hour: parsing starts soon after reading does; pieces of 12 and 16 MB
 # took as long.
@@ -24,8 +28,87 @@ PIECE_SIZE = 8 << 20
 MAX_LINE_BYTES = 1 << 20
 
 
-class CorruptDump(RuntimeError):
+class CorruptDump(WikitopError):
     """The bytes are not a complete gzip file."""
+
+
+@dataclass(frozen=True)
+class GzipSummary:
+    """What verifying a gzip file found: its size, lines and the SHA-256 of its bytes."""
+
+    size: int
+    lines: int
+    sha256: str
+
+
+def verify_gzip(path: Path, name: str | None = None) -> GzipSummary:
+    """Decompress the whole file, checking every member's CRC32 and length trailer.
+
+    The line count tells the engines how many lines their readers skipped without
+    a word (empty ones); the digest lets the cache notice a file changed later.
+    """
+    verifier = StreamVerifier()
+    verifier.feed_file(path)
+    return verifier.finish(name or path.name)
+
+
+class StreamVerifier:
+    """Verifies a gzip file as its bytes go by, and measures and digests them."""
+
+    def __init__(self) -> None:
+        self.gzip = GzipChecker()
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        self.gzip.feed(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def feed_file(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                self.feed(chunk)
+
+    def finish(self, name: str) -> GzipSummary:
+        self.gzip.finish(name)
+        return GzipSummary(self.size, self.gzip.lines, self.digest.hexdigest())
+
+
+class GzipChecker:
+    """Incremental gzip verification over (possibly multi-member) data."""
+
+    def __init__(self) -> None:
+        self._inflater = isal_zlib.decompressobj(wbits=31)
+        self._seen_data = False
+        self._newlines = 0
+        self._ends_with_newline = True
+
+    @property
+    def lines(self) -> int:
+        return self._newlines + (0 if self._ends_with_newline else 1)
+
+    def _count(self, text: bytes) -> None:
+        if text:
+            self._newlines += text.count(b"\n")
+            self._ends_with_newline = text.endswith(b"\n")
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            self._seen_data = True
+            if self._inflater.eof:
+                self._inflater = isal_zlib.decompressobj(wbits=31)
+            try:
+                self._count(self._inflater.decompress(data))
+            except isal_zlib.error as error:
+                raise CorruptDump(f"corrupt gzip data ({error})") from None
+            data = self._inflater.unused_data if self._inflater.eof else b""
+
+    def finish(self, name: str) -> None:
+        if not self._seen_data:
+            raise CorruptDump(f"{name} is empty")
+        if not self._inflater.eof:
+            raise CorruptDump(f"{name} is truncated (the gzip stream ends early)")
 
 
 def verified_pieces(

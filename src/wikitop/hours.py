@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from wikitop.errors import WikitopError
+
 ONE_HOUR = timedelta(hours=1)
 FIRST_HOUR = datetime(2015, 5, 1, 0, tzinfo=UTC)
 
@@ -22,7 +24,7 @@ _HOUR_PATTERN = re.compile(
 )
 
 
-class HourError(ValueError):
+class HourError(WikitopError, ValueError):
     """An hour that cannot be read, or that has no dump file."""
 
 

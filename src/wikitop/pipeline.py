@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__, locks
 from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
+from wikitop.download import check_fetch_settings
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
-from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback, check_fetch_settings
+from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
 from wikitop.hours import HourError, check_hour_available, format_hour
-from wikitop.publish import HOUR_RULE, Period, PublishError, ResultStore
+from wikitop.model import HOUR_RULE, Period
+from wikitop.publish import PublishError, ResultStore
 from wikitop.redact import redact, remember_secrets, secrets_in_url
 from wikitop.settings import Settings
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from wikitop.download import Fetcher
 
 log = logging.getLogger(__name__)
@@ -39,13 +43,13 @@ def outcome_of_failures(period: Period):
     try:
         yield failure
     except NotPublished as error:
-        failure.outcome = Outcome(period, Status.MISSING, redact(str(error)))
+        failure.outcome = Outcome(period, Status.MISSING, redact(str(error)), error=error)
     except (FetchError, HourError, BadInput, PublishError, BlacklistError) as error:
-        failure.outcome = Outcome(period, Status.FAILED, redact(str(error)))
+        failure.outcome = Outcome(period, Status.FAILED, redact(str(error)), error=error)
     except Exception as error:  # an engine's own error (corrupt data, out of memory)
         log.debug("unexpected error", exc_info=True)
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
-        failure.outcome = Outcome(period, Status.FAILED, redact(message))
+        failure.outcome = Outcome(period, Status.FAILED, redact(message), error=error)
 
 
 class Status(str, Enum):
@@ -62,6 +66,8 @@ class Outcome:
     message: str = ""
     location: str | None = None
     metadata: dict = field(default_factory=dict)
+    # What made a result missing or failed, for callers that raise it again.
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -194,6 +200,33 @@ class Wikitop:
             finally:
                 self.dumps.release(hour)
         return failed.outcome
+
+    def top_pages(self, period: Period) -> pa.Table:
+        """The period's top list, computed and not published; expected failures raise. A day
+        or window is summed from its hours' kept totals, each computed first if it is not kept."""
+        s = self.settings
+        for hour in period.hours:
+            check_hour_available(hour)
+        if period.kind == "hour":
+            dump = self.fetch(period.start)
+            try:
+                return self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict).table
+            finally:
+                self.dumps.release(period.start)
+        paths = []
+        for hour in period.hours:
+            path = totals_path(s.totals_dir, hour)
+            if not path.exists():
+                dump = self.fetch(hour)
+                try:
+                    with locks.holding([path]):
+                        self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
+                                                 totals_path=path)
+                finally:
+                    self.dumps.release(hour)
+            paths.append(path)
+        with locks.holding(paths):
+            return self.engine.process_totals(paths, self.blacklist, s.top, s.ties).table
 
     def compute_hour(self, hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float = 0.0) -> Outcome:
         """Compute an hour from its fetched dump; keep its totals and publish it as configured."""

@@ -36,7 +36,6 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +45,8 @@ import fsspec.utils
 from isal import igzip
 
 from wikitop import locks
-from wikitop.hours import ONE_HOUR, format_hour, parse_hour
+from wikitop.errors import WikitopError
+from wikitop.model import Period
 from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
 if TYPE_CHECKING:
@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "parquet", "jsonl")
 MARKER = "_SUCCESS"
-HOUR_RULE = (
-    "hour = the UTC hour of views (HH:00:00-HH:59:59); its dump file is stamped one hour later"
-)
 _EXTENSIONS = {"csv": "csv.gz", "parquet": "parquet", "jsonl": "jsonl.gz"}
 
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
@@ -76,63 +73,13 @@ S3FS_RETRIES = 1
 log = logging.getLogger(__name__)
 
 
-class PublishError(RuntimeError):
+class PublishError(WikitopError):
     """The result store cannot be read or written."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """What a result covers: an hour, a UTC day, or a window of hours (end included)."""
-
-    kind: str
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def hour(cls, hour: datetime) -> Period:
-        return cls("hour", hour, hour)
-
-    @classmethod
-    def day(cls, first_hour: datetime) -> Period:
-        return cls("day", first_hour, first_hour + 23 * ONE_HOUR)
-
-    @classmethod
-    def window(cls, start: datetime, end: datetime) -> Period:
-        return cls("window", start, end)
-
-    @property
-    def hours(self) -> list[datetime]:
-        count = int((self.end - self.start) / ONE_HOUR) + 1
-        return [self.start + i * ONE_HOUR for i in range(count)]
-
-    @property
-    def partition(self) -> str:
-        s = self.start
-        if self.kind == "hour":
-            return f"year={s:%Y}/month={s:%m}/day={s:%d}/hour={s:%H}"
-        if self.kind == "day":
-            return f"year={s:%Y}/month={s:%m}/day={s:%d}"
-        return f"window={s:%Y%m%dT%H}-{self.end:%Y%m%dT%H}"
-
-    @property
-    def label(self) -> str:
-        if self.kind == "hour":
-            return format_hour(self.start)
-        if self.kind == "day":
-            return f"{self.start:%Y-%m-%d}"
-        return f"{format_hour(self.start)}..{format_hour(self.end)}"
-
-    def metadata(self) -> dict:
-        return {"kind": self.kind, "start": format_hour(self.start), "end": format_hour(self.end)}
-
-    @classmethod
-    def from_metadata(cls, record: dict) -> Period:
-        return cls(record["kind"], parse_hour(record["start"]), parse_hour(record["end"]))
 
 
 def serialize(table: pa.Table, fmt: str) -> bytes:
     """The result's bytes; the same table always gives the same bytes."""
-    from wikitop.engines import RESULT_SCHEMA
+    from wikitop.model import RESULT_SCHEMA
 
     table = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
     if fmt == "parquet":
@@ -163,7 +110,7 @@ def _csv_bytes(table: pa.Table) -> bytes:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from wikitop.engines import RESULT_SCHEMA
+    from wikitop.model import RESULT_SCHEMA
 
     fields = [_csv_field(table.column(name)) for name in RESULT_SCHEMA.names]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), "\n", "").combine_chunks()
@@ -189,7 +136,7 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from wikitop.engines import RESULT_SCHEMA
+    from wikitop.model import RESULT_SCHEMA
 
     if fmt == "parquet":
         return pq.read_table(io.BytesIO(data))

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__
 from wikitop.hours import format_hour
+from wikitop.model import HOUR_RULE, Period
 from wikitop.pipeline import totals_path
-from wikitop.publish import FORMATS, HOUR_RULE, Period, ResultStore
+from wikitop.publish import FORMATS, ResultStore
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,9 +1,11 @@
-"""What a run is asked to do. The CLI fills this from flags and environment variables."""
+"""What a run is asked to do: from keyword arguments, the environment (``Settings.from_env``)
+or the command line's options (``Settings.from_options``), checked as it is made."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +13,17 @@ import fsspec.utils
 import platformdirs
 
 from wikitop.blacklist import DEFAULT_BLACKLIST
-from wikitop.engines import DEFAULT_MEMORY_LIMIT
-from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy, check_fetch_settings
+from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
+from wikitop.errors import WikitopError
+from wikitop.fetch import DEFAULT_SOURCE
+from wikitop.publish import FORMATS
+from wikitop.sql import TIE_RULES
+from wikitop.units import parse_duration, parse_size
+
+
+class BadSettings(WikitopError, ValueError):
+    """A setting that cannot be used; the message names it."""
 
 
 def default_cache_dir() -> Path:
@@ -42,6 +53,99 @@ class Settings:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # fsspec options for ``out``, e.g. from storage_options_from_flags; never logged or published.
     storage_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise BadSettings("no source given")
+        if self.fmt not in FORMATS:
+            raise BadSettings(f"unknown format {self.fmt!r}: choose one of {', '.join(FORMATS)}")
+        if self.ties not in TIE_RULES:
+            raise BadSettings(f"unknown tie rule {self.ties!r}: choose one of {', '.join(TIE_RULES)}")
+        if self.engine not in ENGINES:
+            raise BadSettings(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if not isinstance(self.top, int) or self.top < 1:
+            raise BadSettings(f"top must be a whole number of at least 1, not {self.top!r}")
+        try:
+            parse_size(self.memory_limit)
+            check_fetch_settings(self.user_agent, self.max_connections, self.allow_more_connections)
+        except ValueError as error:
+            raise BadSettings(str(error)) from None
+        self.cache_dir = Path(self.cache_dir)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Settings from the environment variables the command line reads (SOURCE_URL_PREFIX,
+        PATH_OUT_PREFIX, BLACKLIST_URL_IN, FORCE_REPROCESS, SPARK_PROPERTIES, WIKITOP_*,
+        AWS_REGION), then ``overrides`` (Settings' own field names)."""
+        env = os.environ if environ is None else environ
+        given = {name: env[name] for name in env if env[name].strip()}
+        values: dict = {}
+        try:
+            if "SOURCE_URL_PREFIX" in given:
+                values["sources"] = given["SOURCE_URL_PREFIX"].split()
+            for name, field_name in (("PATH_OUT_PREFIX", "out"), ("BLACKLIST_URL_IN", "blacklist"),
+                                     ("WIKITOP_ENGINE", "engine"), ("WIKITOP_DUCKDB_MEMORY_LIMIT", "memory_limit"),
+                                     ("WIKITOP_USER_AGENT", "user_agent")):
+                if name in given:
+                    values[field_name] = given[name].strip()
+            if "WIKITOP_CACHE_DIR" in given:
+                values["cache_dir"] = Path(given["WIKITOP_CACHE_DIR"])
+            if "FORCE_REPROCESS" in given:
+                values["force"] = _flag("FORCE_REPROCESS", given["FORCE_REPROCESS"])
+            if "SPARK_PROPERTIES" in given:
+                values["spark_conf"] = parse_spark_properties(given["SPARK_PROPERTIES"])
+            policy = {}
+            durations = (("WIKITOP_RETRY_DELAY", "backoff_base"), ("WIKITOP_STALL_TIMEOUT", "stall_timeout"),
+                         ("WIKITOP_POLL_INTERVAL", "poll_interval"))
+            for name, field_name in durations:
+                if name in given:
+                    policy[field_name] = parse_duration(given[name])
+            if "WIKITOP_DEADLINE" in given:
+                policy["deadline"] = parse_duration(given["WIKITOP_DEADLINE"]) or None
+            if "WIKITOP_RETRIES" in given:
+                policy["retries"] = int(given["WIKITOP_RETRIES"])
+            if policy:
+                values["retry_policy"] = RetryPolicy(**policy)
+            out = overrides.get("out", values.get("out", cls.out))
+            values["storage_options"] = storage_options_from_flags(out, region=given.get("AWS_REGION"))
+        except ValueError as error:
+            raise BadSettings(str(error)) from None
+        return cls(**(values | overrides))
+
+    @classmethod
+    def from_options(cls, options: Mapping, keep_totals_default: bool) -> Settings:
+        """Settings from the command line's options, named as its flags are."""
+        keep_totals = options["keep_totals"]
+        try:
+            storage_options = storage_options_from_flags(
+                options["out"], options["s3_endpoint_url"], options["s3_region"], options["storage_option_pairs"]
+            )
+            retry_policy = RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
+                                       stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"],
+                                       deadline=options["deadline"] or None)
+        except ValueError as error:
+            raise BadSettings(str(error)) from None
+        return cls(
+            sources=list(options["sources"]) or [DEFAULT_SOURCE],
+            out=options["out"],
+            fmt=options["fmt"],
+            blacklist=None if options["no_blacklist"] else options["blacklist"],
+            top=options["top"],
+            ties=options["ties"],
+            strict=options["strict"],
+            force=options["force"],
+            engine=options["engine"],
+            spark_conf=options["spark_conf"],
+            memory_limit=options["memory_limit"],
+            cache_dir=Path(options["cache_dir"]) if options["cache_dir"] else default_cache_dir(),
+            keep_totals=keep_totals_default if keep_totals is None else keep_totals,
+            user_agent=options["user_agent"],
+            max_connections=options["max_connections"],
+            allow_more_connections=options["allow_more_connections"],
+            wait_seconds=options["wait_seconds"],
+            retry_policy=retry_policy,
+            storage_options=storage_options,
+        )
 
     @property
     def totals_dir(self) -> Path:
@@ -93,3 +197,12 @@ def storage_options_from_flags(
                 raise ValueError(f"storage option {key.strip()!r} nests under a value that is not a mapping")
         target[name] = value
     return options
+
+
+def _flag(name: str, text: str) -> bool:
+    spelled = text.strip().lower()
+    if spelled in ("1", "true", "yes", "on"):
+        return True
+    if spelled in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={text!r} is neither true nor false")

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.cache import parse_size
-from wikitop.engines import (
+from wikitop.engines.base import (
     DEFAULT_MEMORY_LIMIT,
     HOURS_AT_ONCE,
     EngineResult,
@@ -25,6 +24,7 @@ from wikitop.engines import (
 )
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.sql import render
+from wikitop.units import parse_size
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines import RESULT_SCHEMA, EngineResult, LineReport, ViewsOverflow, fold_line_stats
+from wikitop.engines.base import EngineResult, LineReport, ViewsOverflow, fold_line_stats
 from wikitop.gzipfile import MAX_LINE_BYTES
+from wikitop.model import RESULT_SCHEMA
 from wikitop.sql import render
 
 try:
