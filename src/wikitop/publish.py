@@ -139,7 +139,9 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
     from wikitop.model import RESULT_SCHEMA
 
     if fmt == "parquet":
-        return pq.read_table(io.BytesIO(data))
+        # Not read_table: its dataset scan may drop the last reference to ``data`` on one
+        # of Arrow's threads while the interpreter exits, which aborts the process.
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     text = igzip.decompress(data).decode("utf-8")
     if fmt == "csv":
         reader = csv.reader(io.StringIO(text))
