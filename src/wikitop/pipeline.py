@@ -161,6 +161,7 @@ class Wikitop:
             "ties": s.ties,
             "format": s.fmt,
             "blacklist_sha256": self.blacklist_sha256,
+            **s.listing.params(),
         }
 
     def is_done(self, period: Period) -> bool:
@@ -204,7 +205,7 @@ class Wikitop:
             with locks.holding([keep] if keep else []):
                 result = self.engine.process_hour(
                     dump.path, self.blacklist, self.settings.top, self.settings.ties,
-                    strict=self.settings.strict, totals_path=keep,
+                    strict=self.settings.strict, totals_path=keep, listing=self.settings.listing,
                 )
             if result.lines is not None and result.lines.good == 0:
                 log.warning("%s has no good lines: its top is empty", dump.name)
@@ -227,7 +228,9 @@ class Wikitop:
             hours = [h for h in period.hours if h not in set(missing_hours)]
             paths = [totals_path(self.settings.totals_dir, h) for h in hours]
             with locks.holding(paths):
-                result = self.engine.process_totals(paths, self.blacklist, self.settings.top, self.settings.ties)
+                result = self.engine.process_totals(
+                    paths, self.blacklist, self.settings.top, self.settings.ties, listing=self.settings.listing
+                )
             metadata = self._metadata(period, result, [])
             metadata["hours"] = {
                 "included": len(hours),
@@ -262,7 +265,7 @@ class Wikitop:
             "blacklist": self.blacklist.metadata() | _known(removed_pages=result.blacklisted_pages),
             **_known(pages=result.pages, page_hours=result.page_hours),
             "rows": table.num_rows,
-            "domains": len(set(table.column("domain_code").to_pylist())),
+            "domains": len(set(table.column(0).to_pylist())),
         }
 
 

@@ -13,6 +13,7 @@ import platformdirs
 from wikitop.blacklist import DEFAULT_BLACKLIST
 from wikitop.engines import DEFAULT_MEMORY_LIMIT
 from wikitop.fetch import DEFAULT_SOURCE, DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy
+from wikitop.projects import Listing
 
 
 def default_cache_dir() -> Path:
@@ -27,6 +28,7 @@ class Settings:
     blacklist: str | None = DEFAULT_BLACKLIST
     top: int = 25
     ties: str = "rank"
+    listing: Listing = field(default_factory=Listing)
     strict: bool = False
     force: bool = False
     engine: str = "duckdb"

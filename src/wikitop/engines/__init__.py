@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from wikitop.blacklist import Blacklist
+from wikitop.projects import Listing
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -91,10 +92,14 @@ class Engine(Protocol):
         ties: str,
         strict: bool = False,
         totals_path: Path | None = None,
+        listing: Listing = Listing(),
     ) -> EngineResult:
-        """Top pages of one hourly dump; also writes its full page totals as Parquet if asked."""
+        """Top pages of one hourly dump; also writes its full page totals (every page, by
+        domain code) as Parquet if asked."""
 
-    def process_totals(self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+    def process_totals(
+        self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str, listing: Listing = Listing()
+    ) -> EngineResult:
         """Top pages over several hours' Parquet page totals (days and windows), summing only
         the pages that can make the lists (window_seeds.sql, window_bounds.sql,
         window_pageviews.sql)."""
@@ -107,11 +112,24 @@ def _schemas() -> dict[str, pa.Schema]:
     import pyarrow as pa
 
     totals = [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
-    return {"RESULT_SCHEMA": pa.schema([*totals, ("rank", pa.int64())]), "TOTALS_SCHEMA": pa.schema(totals)}
+    return {
+        "RESULT_SCHEMA": pa.schema([*totals, ("rank", pa.int64())]),
+        "PROJECT_RESULT_SCHEMA": pa.schema(
+            [("project", pa.string()), *totals[1:], ("mobile_share", pa.float64()), ("rank", pa.int64())]
+        ),
+        "TOTALS_SCHEMA": pa.schema(totals),
+    }
+
+
+def result_schema(names) -> pa.Schema:
+    """The schema of a published table with these columns: by domain code, or by project."""
+    schemas = _schemas()
+    return schemas["PROJECT_RESULT_SCHEMA"] if "project" in names else schemas["RESULT_SCHEMA"]
 
 
 def __getattr__(name: str) -> pa.Schema:
-    """RESULT_SCHEMA (the published table) and TOTALS_SCHEMA (an hour's kept totals), made
+    """RESULT_SCHEMA (the published table), PROJECT_RESULT_SCHEMA (the same, by project
+    with each page's mobile share) and TOTALS_SCHEMA (an hour's kept totals), made
     on first use: Arrow takes a fifth of a second to import, which commands that only plan,
     fetch or list need not pay, and a range's first requests need not wait for."""
     try:
