@@ -19,6 +19,8 @@ Rules in short:
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import gzip
 import re
 from collections import Counter, defaultdict
@@ -193,3 +195,115 @@ def expected_csv_rows(path_or_paths, blacklist_path=None, top: int = 25, ties: s
     blacklist = load_blacklist(blacklist_path) if blacklist_path is not None else set()
     rows = top_pages(totals, blacklist, top=top, ties=ties)
     return [CSV_HEADER] + [[domain, title, str(views), str(rank)] for domain, title, views, rank in rows]
+
+
+# Noise controls and whole projects (--exclude-noise, --namespace main, --min-views, --exclude,
+# --group project), from docs/data.md's domain-code rules and the shipped data files, read as
+# plain tables.
+
+DATA_DIR = Path(__file__).parent.parent / "src" / "wikitop" / "data"
+PROJECT_CSV_HEADER = ["project", "page_title", "views", "mobile_share", "rank"]
+_PROJECT_OF_SUFFIX = {
+    None: "wikipedia", "b": "wikibooks", "d": "wiktionary", "f": "wikimediafoundation", "m": "wikimedia",
+    "n": "wikinews", "q": "wikiquote", "s": "wikisource", "v": "wikiversity", "voy": "wikivoyage",
+    "w": "mediawiki", "wd": "wikidata",
+}  # fmt: skip
+# wikimedia.org sites whose desktop code is NAME.m (not a mobile Wikipedia).
+_WIKIMEDIA_ORG = {
+    "advisory", "api", "auth", "beta", "board", "chapcom", "checkuser", "collab", "commons", "donate",
+    "foundation", "incubator", "login", "meta", "office", "otrs-wiki", "outreach", "quality", "species",
+    "steward", "strategy", "test-commons", "usability", "vote", "wikitech",
+}  # fmt: skip
+_CODE = re.compile(r"^(?P<label>[^.]+)(?:\.(?P<access>m|zero))?(?:\.(?P<suffix>[^.]+))?$")
+
+
+def project_of(domain_code: str) -> tuple[str, bool]:
+    """(project, mobile) of a domain code: label, optional .m/.zero, optional suffix."""
+    if re.fullmatch(r"[^.]+\.m", domain_code):
+        label = domain_code[:-2]
+        if label in _WIKIMEDIA_ORG or label.startswith("wikimania"):
+            return f"{label}.wikimedia", False
+        return f"{label}.wikipedia", True
+    match = _CODE.match(domain_code)
+    if match is None or match["suffix"] not in _PROJECT_OF_SUFFIX:
+        return domain_code, False
+    label, mobile = match["label"], match["access"] is not None
+    if match["suffix"] is None and match["access"] == "zero":
+        return f"{label}.wikipedia", True
+    if label == "m" and match["suffix"] in ("wd", "w") and not mobile:
+        label, mobile = "www", True
+    return f"{label}.{_PROJECT_OF_SUFFIX[match['suffix']]}", mobile
+
+
+@functools.cache
+def _data_table(name: str) -> list[list[str]]:
+    rows = []
+    for line in (DATA_DIR / name).read_text(encoding="utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            rows.append(line.split("\t"))
+    return rows
+
+
+@functools.cache
+def main_page_titles(domain_code: str) -> set[str]:
+    """Main_Page, and the wiki's own main page (else its language's Wikipedia's)."""
+    listed = dict(_data_table("main_pages.tsv"))
+    project, _ = project_of(domain_code)
+    language = project.split(".")[0]
+    own = listed.get(project, listed.get(language + ".wikipedia", "Main_Page"))
+    return {"Main_Page", own}
+
+
+@functools.cache
+def namespace_prefixes(domain_code: str, only_special: bool) -> set[str]:
+    project, _ = project_of(domain_code)
+    if "." in project:
+        language, family = project.split(".", 1)
+        scopes = {"*", family, language, project}
+    else:
+        scopes = {"*"}
+    return {name for scope, namespace, name in _data_table("namespaces.tsv")
+            if scope in scopes and (namespace == "Special" or not only_special)}
+
+
+def is_left_out(domain_code: str, title: str, exclude_noise=False, namespace="all", exclude=()) -> bool:
+    prefix = title.split(":", 1)[0] if ":" in title[1:] else None
+    if exclude_noise and (title == "-" or title in main_page_titles(domain_code)):
+        return True
+    if prefix is not None and (exclude_noise or namespace == "main"):
+        if prefix in namespace_prefixes(domain_code, only_special=namespace != "main"):
+            return True
+    return any(fnmatch.fnmatchcase(title, pattern) for pattern in exclude)
+
+
+def listed_rows(
+    totals: dict[tuple[str, str], int], blacklist: set[tuple[str, str]], top: int = 25, ties: str = "rank",
+    exclude_noise=False, namespace="all", min_views=0, exclude=(), group="domain",
+) -> list[tuple]:
+    """The published rows with the noise controls and grouping applied: pages left out
+    first, then (grouped) a project's codes summed, the blacklist applied to the project's
+    page when one of its codes lists it, pages under min_views dropped, then ranked."""
+    kept: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (domain_code, title), views in totals.items():
+        if is_left_out(domain_code, title, exclude_noise, namespace, exclude):
+            continue
+        key, mobile = (project_of(domain_code) if group == "project" else (domain_code, False))
+        kept[key, title][0] += views
+        kept[key, title][1] += views if mobile else 0
+    if group == "project":
+        blacklist = {(project_of(domain_code)[0], title) for domain_code, title in blacklist}
+    sums = {pair: views for pair, (views, _) in kept.items() if views >= min_views}
+    rows = top_pages(sums, blacklist, top=top, ties=ties)
+    if group != "project":
+        return rows
+    return [(key, title, views, kept[key, title][1] / views if views else None, rank)
+            for key, title, views, rank in rows]
+
+
+def read_totals(paths) -> dict[tuple[str, str], int]:
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for path in paths:
+        for pair, views in read_pageviews(path)[0].items():
+            totals[pair] += views
+    return totals

@@ -17,6 +17,7 @@ from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist
 from wikitop.engines import BadInput, ViewsOverflow
 from wikitop.engines.duckdb_engine import DuckDBEngine
 from wikitop.model import TOTALS_SCHEMA
+from wikitop.projects import Listing
 from wikitop.publish import serialize
 
 pytest.importorskip(
@@ -74,7 +75,7 @@ def sorted_totals(path: Path) -> pa.Table:
 
 
 def assert_same_answers(duckdb_result, spark_result) -> None:
-    for fmt in ("csv", "parquet"):
+    for fmt in ("csv", "parquet", "jsonl"):
         assert serialize(spark_result.table, fmt) == serialize(duckdb_result.table, fmt), fmt
     assert spark_result.lines == duckdb_result.lines
     counts = ("pages", "blacklisted_pages", "page_hours")
@@ -176,6 +177,29 @@ def test_views_past_2_to_the_63_minus_1_name_the_page(spark_engine, tmp_path):
     dump.write_bytes(b"big.x Past 9223372036854775807 0\nbig.x Fits 3 0\nbig.x Past 1 0\n")
     with pytest.raises(ViewsOverflow, match=message):
         spark_engine.process_hour(dump, empty_blacklist(), 1, "rank")
+
+
+NOISY_PROJECTS = Listing(group="project", exclude_noise=True, namespace="main", exclude=("*_(*)",))
+
+
+@pytest.mark.parametrize("listing", [NOISY_PROJECTS, Listing(exclude_noise=True, min_views=2, exclude=("[A-M]*",))])
+def test_noise_controls_and_projects_give_the_same_bytes(both_engines, spark_engine, real_hour, blacklist,
+                                                          listing):
+    totals = both_engines(real_hour, blacklist, 25, "rank")["duckdb"][1]
+    expected = DuckDBEngine().process_hour(real_hour, blacklist, 5, "rank", listing=listing)
+    assert_same_answers(expected, spark_engine.process_hour(real_hour, blacklist, 5, "rank", listing=listing))
+    assert expected.table.num_rows > 50
+    window = DuckDBEngine().process_totals([totals, totals], blacklist, 5, "dense", listing=listing)
+    assert_same_answers(window, spark_engine.process_totals([totals, totals], blacklist, 5, "dense", listing=listing))
+
+
+def test_min_views_and_projects_in_a_tricky_window_give_the_same_bytes(spark_engine, tmp_path):
+    paths = windows.write_hours(tmp_path, windows.tricky_hours())
+    listing = Listing(group="project", min_views=1000)
+    expected = DuckDBEngine().process_totals(paths, empty_blacklist(), windows.TOP, "rank", listing=listing)
+    assert_same_answers(expected, spark_engine.process_totals(paths, empty_blacklist(), windows.TOP, "rank",
+                                                              listing=listing))
+    assert ("steady.x", "Steady", 1200, 0.0, 1) in [tuple(row.values()) for row in expected.table.to_pylist()]
 
 
 def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, generated_hour, tmp_path):

@@ -22,6 +22,7 @@ from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.pipeline import Outcome, Status, Wikitop
+from wikitop.projects import GROUPS, NAMESPACES
 from wikitop.publish import FORMATS, PublishError
 from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
@@ -131,6 +132,19 @@ COMMON_OPTIONS = [
     click.option("--ties", type=click.Choice(TIE_RULES), default="rank", show_default=True,
                  help="rank: tied pages share a place, so a domain can list more than --top rows; "
                  "dense: --top distinct view counts; row: exactly --top rows, ties broken by title."),
+    click.option("--exclude-noise", is_flag=True,
+                 help="Leave out the '-' title (unknown pages), each wiki's main page and its special pages."),
+    click.option("--namespace", type=click.Choice(NAMESPACES), default="all", show_default=True,
+                 help="main: articles only, leaving out titles whose prefix before ':' is a namespace of "
+                 "their wiki (Talk:, User:, File:... and their local names for the largest languages)."),
+    click.option("--min-views", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                 help="List only pages with at least N views in the period (a day's or window's total)."),
+    click.option("--exclude", "exclude_patterns", multiple=True, metavar="PATTERN",
+                 help="Leave out titles matching this glob (* ? [abc] [!abc], case-sensitive, whole title); "
+                 "repeatable, e.g. --exclude 'Special:*'."),
+    click.option("--group", type=click.Choice(GROUPS), default="domain", show_default=True,
+                 help="project: rank whole projects, the desktop and mobile codes of a wiki summed "
+                 "(en + en.m as en.wikipedia), with each page's mobile share of views."),
     click.option("--strict", is_flag=True, help="Fail on any bad line instead of skipping and counting it."),
     click.option("--force", is_flag=True, envvar="FORCE_REPROCESS",
                  help="Compute and publish even when a result with the same parameters exists. "
@@ -485,7 +499,8 @@ parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.
 @click.argument("period_text", metavar="PERIOD")
 @click.option("--day", is_flag=True, help="Show the UTC day that PERIOD's hour falls in.")
 @click.option("--domain", "domains", multiple=True, metavar="CODE",
-              help="Only this domain code, e.g. en or de.m (repeatable).")
+              help="Only this domain code, e.g. en or de.m, or project of a result by project, e.g. "
+              "en.wikipedia (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N rows per domain code.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="The published format to read. [default: the first published of csv, parquet, jsonl]")
@@ -511,7 +526,7 @@ def show(period_text, day, domains, limit, fmt, **options):
     params = marker.get("params", {})
     title = (f"{period.kind} {period.label} · {fmt} · top {params.get('top', '?')} ({params.get('ties', '?')} "
              f"ties) · {len(shown)} of {table.num_rows} rows · published {marker.get('published_at', '?')}")
-    print_table(table.column_names, shown, title, right_aligned={"views", "rank"})
+    print_table(table.column_names, shown, title, right_aligned={"views", "mobile_share", "rank"})
 
 
 @main.command(name="report", short_help="Write a published result as a self-contained HTML page.",

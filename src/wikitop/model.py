@@ -97,11 +97,24 @@ def _schemas() -> dict[str, pa.Schema]:
     import pyarrow as pa
 
     totals = [("domain_code", pa.string()), ("page_title", pa.string()), ("views", pa.int64())]
-    return {"RESULT_SCHEMA": pa.schema([*totals, ("rank", pa.int64())]), "TOTALS_SCHEMA": pa.schema(totals)}
+    return {
+        "RESULT_SCHEMA": pa.schema([*totals, ("rank", pa.int64())]),
+        "PROJECT_RESULT_SCHEMA": pa.schema(
+            [("project", pa.string()), *totals[1:], ("mobile_share", pa.float64()), ("rank", pa.int64())]
+        ),
+        "TOTALS_SCHEMA": pa.schema(totals),
+    }
+
+
+def result_schema(names) -> pa.Schema:
+    """The schema of a published table with these columns: by domain code, or by project."""
+    schemas = _schemas()
+    return schemas["PROJECT_RESULT_SCHEMA"] if "project" in names else schemas["RESULT_SCHEMA"]
 
 
 def __getattr__(name: str) -> pa.Schema:
-    """RESULT_SCHEMA (the published table) and TOTALS_SCHEMA (an hour's kept totals), made
+    """RESULT_SCHEMA (the published table), PROJECT_RESULT_SCHEMA (the same, by project
+    with each page's mobile share) and TOTALS_SCHEMA (an hour's kept totals), made
     on first use: Arrow takes a fifth of a second to import, which commands that only plan,
     fetch or list need not pay, and a range's first requests need not wait for."""
     try:

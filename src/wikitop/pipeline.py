@@ -167,6 +167,7 @@ class Wikitop:
             "ties": s.ties,
             "format": s.fmt,
             "blacklist_sha256": self.blacklist_sha256,
+            **s.listing.params(),
         }
 
     def is_done(self, period: Period) -> bool:
@@ -210,7 +211,8 @@ class Wikitop:
         if period.kind == "hour":
             dump = self.fetch(period.start)
             try:
-                return self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict).table
+                return self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
+                                                 listing=s.listing).table
             finally:
                 self.dumps.release(period.start)
         paths = []
@@ -226,7 +228,7 @@ class Wikitop:
                     self.dumps.release(hour)
             paths.append(path)
         with locks.holding(paths):
-            return self.engine.process_totals(paths, self.blacklist, s.top, s.ties).table
+            return self.engine.process_totals(paths, self.blacklist, s.top, s.ties, listing=s.listing).table
 
     def compute_hour(self, hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float = 0.0) -> Outcome:
         """Compute an hour from its fetched dump; keep its totals and publish it as configured."""
@@ -237,7 +239,7 @@ class Wikitop:
             with locks.holding([keep] if keep else []):
                 result = self.engine.process_hour(
                     dump.path, self.blacklist, self.settings.top, self.settings.ties,
-                    strict=self.settings.strict, totals_path=keep,
+                    strict=self.settings.strict, totals_path=keep, listing=self.settings.listing,
                 )
             if result.lines is not None and result.lines.good == 0:
                 log.warning("%s has no good lines: its top is empty", dump.name)
@@ -260,7 +262,9 @@ class Wikitop:
             hours = [h for h in period.hours if h not in set(missing_hours)]
             paths = [totals_path(self.settings.totals_dir, h) for h in hours]
             with locks.holding(paths):
-                result = self.engine.process_totals(paths, self.blacklist, self.settings.top, self.settings.ties)
+                result = self.engine.process_totals(
+                    paths, self.blacklist, self.settings.top, self.settings.ties, listing=self.settings.listing
+                )
             metadata = self._metadata(period, result, [])
             metadata["hours"] = {
                 "included": len(hours),
@@ -295,7 +299,7 @@ class Wikitop:
             "blacklist": self.blacklist.metadata() | _known(removed_pages=result.blacklisted_pages),
             **_known(pages=result.pages, page_hours=result.page_hours),
             "rows": table.num_rows,
-            "domains": len(set(table.column("domain_code").to_pylist())),
+            "domains": len(set(table.column(0).to_pylist())),
         }
 
 

@@ -79,9 +79,10 @@ class PublishError(WikitopError):
 
 def serialize(table: pa.Table, fmt: str) -> bytes:
     """The result's bytes; the same table always gives the same bytes."""
-    from wikitop.model import RESULT_SCHEMA
+    from wikitop.model import result_schema
 
-    table = table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+    schema = result_schema(table.column_names)
+    table = table.select(schema.names).cast(schema)
     if fmt == "parquet":
         import pyarrow.parquet as pq  # 0.03 s to import, which the other formats need not pay
 
@@ -91,9 +92,9 @@ def serialize(table: pa.Table, fmt: str) -> bytes:
     if fmt == "csv":
         text = _csv_bytes(table)
     elif fmt == "jsonl":
-        rows = zip(*(table.column(name).to_pylist() for name in RESULT_SCHEMA.names))
+        rows = zip(*(table.column(name).to_pylist() for name in schema.names))
         text = "".join(
-            json.dumps(dict(zip(RESULT_SCHEMA.names, row)), ensure_ascii=False) + "\n" for row in rows
+            json.dumps(dict(zip(schema.names, row)), ensure_ascii=False) + "\n" for row in rows
         ).encode("utf-8")
     else:
         raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -110,11 +111,9 @@ def _csv_bytes(table: pa.Table) -> bytes:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from wikitop.model import RESULT_SCHEMA
-
-    fields = [_csv_field(table.column(name)) for name in RESULT_SCHEMA.names]
+    fields = [_csv_field(table.column(name)) for name in table.column_names]
     lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*fields, ","), "\n", "").combine_chunks()
-    header = (",".join(RESULT_SCHEMA.names) + "\n").encode()
+    header = (",".join(table.column_names) + "\n").encode()
     if not len(lines):
         return header
     lines = lines.cast(pa.large_string())
@@ -127,7 +126,7 @@ def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:
     import pyarrow.compute as pc
 
     if not pa.types.is_string(values.type):
-        return pc.cast(values, pa.string())
+        return pc.fill_null(pc.cast(values, pa.string()), "")  # a NULL share: an empty field
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
     return pc.if_else(pc.match_substring_regex(values, '[,"\r\n]'), quoted, values)
 
@@ -136,7 +135,7 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from wikitop.model import RESULT_SCHEMA
+    from wikitop.model import result_schema
 
     if fmt == "parquet":
         # Not read_table: its dataset scan may drop the last reference to ``data`` on one
@@ -145,12 +144,15 @@ def deserialize(data: bytes, fmt: str) -> pa.Table:
     text = igzip.decompress(data).decode("utf-8")
     if fmt == "csv":
         reader = csv.reader(io.StringIO(text))
-        next(reader)
-        records = [(d, t, int(v), int(r)) for d, t, v, r in reader]
+        schema = result_schema(next(reader))
+        parse = [str if pa.types.is_string(f.type) else int if pa.types.is_integer(f.type) else float for f in schema]
+        records = [tuple(p(v) if v != "" or p is str else None for p, v in zip(parse, row)) for row in reader]
     else:
-        records = [tuple(json.loads(line).values()) for line in text.split("\n") if line]
-    columns = list(zip(*records)) or [[] for _ in RESULT_SCHEMA.names]
-    return pa.table(dict(zip(RESULT_SCHEMA.names, map(list, columns))), schema=RESULT_SCHEMA)
+        rows = [json.loads(line) for line in text.split("\n") if line]
+        schema = result_schema(rows[0] if rows else ())
+        records = [tuple(row.values()) for row in rows]
+    columns = list(zip(*records)) or [[] for _ in schema.names]
+    return pa.table(dict(zip(schema.names, map(list, columns))), schema=schema)
 
 
 class ResultStore:

@@ -17,6 +17,7 @@ from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryP
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.errors import WikitopError
 from wikitop.fetch import DEFAULT_SOURCE
+from wikitop.projects import Listing
 from wikitop.publish import FORMATS
 from wikitop.sql import TIE_RULES
 from wikitop.units import parse_duration, parse_size
@@ -38,6 +39,7 @@ class Settings:
     blacklist: str | None = DEFAULT_BLACKLIST
     top: int = 25
     ties: str = "rank"
+    listing: Listing = field(default_factory=Listing)
     strict: bool = False
     force: bool = False
     engine: str = "duckdb"
@@ -132,6 +134,9 @@ class Settings:
             blacklist=None if options["no_blacklist"] else options["blacklist"],
             top=options["top"],
             ties=options["ties"],
+            listing=Listing(exclude_noise=options["exclude_noise"], namespace=options["namespace"],
+                            min_views=options["min_views"], exclude=options["exclude_patterns"],
+                            group=options["group"]),
             strict=options["strict"],
             force=options["force"],
             engine=options["engine"],

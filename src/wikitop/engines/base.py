@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wikitop.blacklist import Blacklist
 from wikitop.errors import WikitopError
+from wikitop.projects import Listing
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,10 +87,14 @@ class Engine(Protocol):
         ties: str,
         strict: bool = False,
         totals_path: Path | None = None,
+        listing: Listing = Listing(),
     ) -> EngineResult:
-        """Top pages of one hourly dump; also writes its full page totals as Parquet if asked."""
+        """Top pages of one hourly dump; also writes its full page totals (every page, by
+        domain code) as Parquet if asked."""
 
-    def process_totals(self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+    def process_totals(
+        self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str, listing: Listing = Listing()
+    ) -> EngineResult:
         """Top pages over several hours' Parquet page totals (days and windows), summing only
         the pages that can make the lists (window_seeds.sql, window_bounds.sql,
         window_pageviews.sql)."""

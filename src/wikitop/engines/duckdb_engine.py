@@ -23,6 +23,7 @@ from wikitop.engines.base import (
     fold_line_stats,
 )
 from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
+from wikitop.projects import Listing, project_blacklist
 from wikitop.sql import render
 from wikitop.units import parse_size
 
@@ -72,10 +73,14 @@ class DuckDBEngine:
         )
         connection.execute("CREATE MACRO xxhash64(a, b) AS hash(a, b)")
         connection.execute("CREATE MACRO div(a, b) AS a // b")
+        connection.execute("CREATE MACRO regexp_like(text, pattern) AS regexp_matches(text, pattern)")
         return connection
 
-    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
+    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, listing=Listing()):
         dump_path = Path(dump_path)
+        # With pages left out or regrouped, the hour's page totals are the input of
+        # listed_pageviews.sql; page_totals is then what that leaves.
+        totals = "all_pageviews" if listing.selects_pages else "page_totals"
         with read_dump(dump_path) as pieces, self._connect() as con:
             parse_problems, order = _read_hour_lines(con, pieces)
             lines, unique_pairs = self._line_report(con, parse_problems, order.increasing)
@@ -87,43 +92,66 @@ class DuckDBEngine:
                 con.execute("DELETE FROM hour_lines WHERE problem IS NOT NULL")
             con.execute("CREATE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM hour_lines")
             if unique_pairs:
-                con.execute("CREATE TEMP VIEW page_totals AS SELECT * FROM pageviews")
+                con.execute(f"CREATE TEMP VIEW {totals} AS SELECT * FROM pageviews")
             else:
                 with _overflowing_page_named(con, "hour_lines"):
-                    con.execute("CREATE TEMP TABLE page_totals AS " + render("page_totals"))
+                    con.execute(f"CREATE TEMP TABLE {totals} AS " + render("page_totals"))
             if totals_path is not None:
-                _write_totals(con, Path(totals_path))
-            pages = lines.good if unique_pairs else None
-            result = self._top(con, blacklist, top, ties, pages)
+                _write_totals(con, Path(totals_path), totals)
+            if unique_pairs:
+                pages = lines.good
+            else:
+                [(pages,)] = con.sql(f"SELECT count(*) FROM {totals}").fetchall()
+            if listing.selects_pages:
+                self._list_pages(con, listing)
+                listed = render("project_totals") if listing.grouped else "SELECT * FROM listed_pageviews"
+                with _overflowing_page_named(con, "listed_pageviews"):
+                    con.execute("CREATE TEMP TABLE page_totals AS " + listed)
+            if listing.grouped:
+                blacklist = project_blacklist(blacklist)
+            result = self._top(con, blacklist, top, ties, pages, listing.min_views)
+            if listing.grouped:
+                result.table = _project_top(con, result.table)
             result.lines = lines
             return result
 
-    def process_totals(self, totals_paths, blacklist, top, ties):
+    def process_totals(self, totals_paths, blacklist, top, ties, listing=Listing()):
         files = "[" + ", ".join(_sql_string(str(p)) for p in totals_paths) + "]"
-        hours = len(totals_paths)
+        rows_per_page = len(totals_paths)
+        hourly = "all_pageviews" if listing.selects_pages else "hourly_totals"
         with self._connect() as con:
             con.execute(
-                "CREATE TEMP VIEW hourly_totals AS SELECT domain_code, page_title, views"
+                f"CREATE TEMP VIEW {hourly} AS SELECT domain_code, page_title, views"
                 f" FROM read_parquet({files})"
             )
-            [(page_hours,)] = con.sql("SELECT count(*) FROM hourly_totals").fetchall()
-            con.register("blacklist", blacklist.table)
+            [(page_hours,)] = con.sql(f"SELECT count(*) FROM {hourly}").fetchall()
+            if listing.selects_pages:
+                rows_per_page *= listing.rows_per_page_hour(self._list_pages(con, listing))
+                con.execute(
+                    "CREATE TEMP VIEW hourly_totals AS SELECT domain_code, page_title, views FROM listed_pageviews"
+                )
+            con.register("blacklist", (project_blacklist(blacklist) if listing.grouped else blacklist).table)
             with _overflowing_page_named(con, "hourly_totals"):
-                return self._window_top(con, top, ties, hours, page_hours)
+                result = self._window_top(con, top, ties, rows_per_page, page_hours, listing.min_views)
+                if listing.grouped:
+                    result.table = _project_top(con, result.table)
+                return result
 
-    def _window_top(self, con, top: int, ties: str, hours: int, page_hours: int) -> EngineResult:
+    def _window_top(self, con, top: int, ties: str, hours: int, page_hours: int, min_views: int) -> EngineResult:
         """The window's top list of hourly_totals (window_seeds.sql, window_bounds.sql,
-        window_pageviews.sql), summed again without the bounds that may have cut it short."""
+        window_pageviews.sql), summed again without the bounds that may have cut it short;
+        ``hours`` is the most rows a page has."""
+        ranked = render("top_pages", top=top, ties=ties, min_views=min_views)
         con.execute("CREATE TEMP TABLE page_totals AS " + render("window_seeds", top=top, hours=hours))
         self._match_blacklist(con)
-        con.execute("CREATE TEMP TABLE seed_top AS " + render("top_pages", top=top, ties=ties))
+        con.execute("CREATE TEMP TABLE seed_top AS " + ranked)
         con.execute("CREATE TEMP TABLE window_bounds AS " + render("window_bounds", top=top, ties=ties))
-        con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours))
+        con.execute("CREATE TEMP VIEW pageviews AS " + render("window_pageviews", hours=hours, min_views=min_views))
         unproven_bounds = render("window_unproven_bounds", top=top, ties=ties)
         while True:
             con.execute("CREATE OR REPLACE TEMP TABLE page_totals AS " + render("page_totals"))
             self._match_blacklist(con)
-            table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+            table = con.sql(ranked).to_arrow_table()
             con.register("window_top", table)
             [(unbounded,)] = con.execute(
                 f"DELETE FROM window_bounds WHERE domain_code IN ({unproven_bounds})"
@@ -147,15 +175,25 @@ class DuckDBEngine:
         hashes.sort()
         return report, not (hashes[1:] == hashes[:-1]).any()
 
-    def _top(self, con, blacklist: Blacklist, top: int, ties: str, pages: int | None) -> EngineResult:
-        """The top list of page_totals, which holds ``pages`` rows (counted here if None)."""
+    def _top(self, con, blacklist: Blacklist, top: int, ties: str, pages: int, min_views: int) -> EngineResult:
+        """The top list of page_totals; the hour had ``pages`` pages."""
         con.register("blacklist", blacklist.table)
         self._match_blacklist(con)
-        if pages is None:
-            [(pages,)] = con.sql("SELECT count(*) FROM page_totals").fetchall()
         [(blacklisted,)] = con.sql("SELECT count(*) FROM blacklisted_pages").fetchall()
-        table = con.sql(render("top_pages", top=top, ties=ties)).to_arrow_table()
+        table = con.sql(render("top_pages", top=top, ties=ties, min_views=min_views)).to_arrow_table()
         return EngineResult(table=table, pages=pages, blacklisted_pages=blacklisted)
+
+    @staticmethod
+    def _list_pages(con, listing: Listing) -> list[str]:
+        """The listed_pageviews view over all_pageviews, with the relations it joins made
+        for the domain codes of all_pageviews, which it returns."""
+        codes = [code for (code,) in con.sql("SELECT DISTINCT domain_code FROM all_pageviews").fetchall()]
+        for name, table in listing.relations(codes).items():
+            con.register(name, table)
+        con.execute(
+            "CREATE TEMP VIEW listed_pageviews AS " + render("listed_pageviews", excluded_patterns=listing.exclude)
+        )
+        return codes
 
     @staticmethod
     def _match_blacklist(con) -> None:
@@ -200,7 +238,13 @@ def _read_hour_lines(con, pieces: Iterator[tuple[pa.Table, Counter, PairOrder]])
     return parse_problems, order
 
 
-def _write_totals(con, path: Path) -> None:
+def _project_top(con, listed_top: pa.Table) -> pa.Table:
+    """The list over projects with each page's mobile share (project_top.sql)."""
+    con.register("listed_top", listed_top)
+    return con.sql(render("project_top")).to_arrow_table()
+
+
+def _write_totals(con, path: Path, relation: str) -> None:
     """Page totals as Parquet, written under a temporary name and renamed; in no particular
     order, since sorting them would cost more than the rest of the hour. zstd's fastest
     level: a 6M-line hour in 1.2 s instead of 1.8 s, for 16% more bytes. Parquet 2's
@@ -210,7 +254,7 @@ def _write_totals(con, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     con.execute(
-        f"COPY (SELECT * FROM page_totals) TO {_sql_string(str(temporary))}"
+        f"COPY (SELECT * FROM {relation}) TO {_sql_string(str(temporary))}"
         " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2)"
     )
     os.replace(temporary, path)

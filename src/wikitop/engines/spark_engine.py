@@ -32,7 +32,8 @@ import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.engines.base import EngineResult, LineReport, ViewsOverflow, fold_line_stats
 from wikitop.gzipfile import MAX_LINE_BYTES
-from wikitop.model import RESULT_SCHEMA
+from wikitop.model import result_schema
+from wikitop.projects import Listing, project_blacklist
 from wikitop.sql import render
 
 try:
@@ -129,15 +130,18 @@ class SparkEngine:
             self._spark = _start_session(self.spark_conf)
         return self._spark
 
-    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None):
+    def process_hour(self, dump_path, blacklist, top, ties, strict=False, totals_path=None, listing=Listing()):
         dump_path = Path(dump_path)
         spark = self.spark
+        # With pages left out or regrouped, the hour's page totals are the input of
+        # listed_pageviews.sql; page_totals is then what that leaves.
+        totals = "all_pageviews" if listing.selects_pages else "page_totals"
         # Lines end at '\n' only, as the format says; by default Spark also ends them at '\r'.
         dump_lines = spark.read.text(_spark_path(dump_path), lineSep="\n")
         # A gzip file is read by a single task; spread its lines before any work on them.
         dump_lines.repartition(spark.sparkContext.defaultParallelism, "value").createOrReplaceTempView("dump_lines")
         parsed_lines = spark.sql(_PARSED_LINES).persist()
-        page_totals = None
+        page_totals = listed_totals = None
         try:
             parsed_lines.createOrReplaceTempView("parsed_lines")
             spark.sql(_RAW_LINES).createOrReplaceTempView("raw_lines")
@@ -150,27 +154,48 @@ class SparkEngine:
             ).createOrReplaceTempView("pageviews")
             with _overflowing_page_named(spark, "hour_lines"):
                 page_totals = spark.sql("SELECT * FROM pageviews" if unique_pairs else render("page_totals")).persist()
-                page_totals.createOrReplaceTempView("page_totals")
+                page_totals.createOrReplaceTempView(totals)
                 pages = page_totals.count()
                 parsed_lines.unpersist()  # page_totals is cached now
                 if totals_path is not None:
                     _write_totals(page_totals, Path(totals_path))
-                result = self._top(pages, blacklist, top, ties)
+            if listing.selects_pages:
+                self._list_pages(listing)
+                listed = render("project_totals") if listing.grouped else "SELECT * FROM listed_pageviews"
+                with _overflowing_page_named(spark, "listed_pageviews"):
+                    listed_totals = spark.sql(listed).persist()
+                    listed_totals.createOrReplaceTempView("page_totals")
+                    listed_totals.count()
+            if listing.grouped:
+                blacklist = project_blacklist(blacklist)
+            result = self._top(pages, blacklist, top, ties, listing.min_views)
+            if listing.grouped:
+                result.table = self._project_top(result.table)
         finally:
             parsed_lines.unpersist()
-            if page_totals is not None:
-                page_totals.unpersist()
+            for frame in (page_totals, listed_totals):
+                if frame is not None:
+                    frame.unpersist()
         result.lines = lines
         return result
 
-    def process_totals(self, totals_paths, blacklist, top, ties):
+    def process_totals(self, totals_paths, blacklist, top, ties, listing=Listing()):
         spark = self.spark
         hours = len(totals_paths)
         hourly_totals = spark.read.parquet(*(_spark_path(Path(p)) for p in totals_paths)).select(
             "domain_code", "page_title", "views"
         )
-        hourly_totals.createOrReplaceTempView("hourly_totals")
-        self._register_blacklist(blacklist)
+        page_hours = hourly_totals.count()
+        if listing.selects_pages:
+            hourly_totals.createOrReplaceTempView("all_pageviews")
+            hours *= listing.rows_per_page_hour(self._list_pages(listing))
+            spark.sql("SELECT domain_code, page_title, views FROM listed_pageviews").createOrReplaceTempView(
+                "hourly_totals"
+            )
+        else:
+            hourly_totals.createOrReplaceTempView("hourly_totals")
+        self._register_blacklist(project_blacklist(blacklist) if listing.grouped else blacklist)
+        ranked = render("top_pages", top=top, ties=ties, min_views=listing.min_views)
         cached = []
         try:
             with _overflowing_page_named(spark, "hourly_totals"):
@@ -179,22 +204,26 @@ class SparkEngine:
                 seeds = spark.sql(render("window_seeds", top=top, hours=hours)).localCheckpoint()
                 seeds.createOrReplaceTempView("page_totals")
                 cached.append(self._match_blacklist())
-                spark.sql(render("top_pages", top=top, ties=ties)).createOrReplaceTempView("seed_top")
+                spark.sql(ranked).createOrReplaceTempView("seed_top")
                 # A row per domain code, brought to the driver and back, so that the queries that
                 # follow plan over these rows instead of inlining the ranking of the seeds.
                 bounds = spark.sql(render("window_bounds", top=top, ties=ties)).toArrow()
                 while True:
                     spark.createDataFrame(bounds).createOrReplaceTempView("window_bounds")
-                    spark.sql(render("window_pageviews", hours=hours)).createOrReplaceTempView("pageviews")
+                    spark.sql(
+                        render("window_pageviews", hours=hours, min_views=listing.min_views)
+                    ).createOrReplaceTempView("pageviews")
                     page_totals = spark.sql(render("page_totals")).persist()
                     cached.append(page_totals)
                     page_totals.createOrReplaceTempView("page_totals")
                     cached.append(self._match_blacklist())
-                    table = _as_result(spark.sql(render("top_pages", top=top, ties=ties)).toArrow())
+                    table = _as_result(spark.sql(ranked).toArrow())
                     spark.createDataFrame(table).createOrReplaceTempView("window_top")
                     unproven = spark.sql(render("window_unproven_bounds", top=top, ties=ties)).toArrow()
                     if not unproven.num_rows:
-                        return EngineResult(table=table, page_hours=hourly_totals.count())
+                        if listing.grouped:
+                            table = self._project_top(table)
+                        return EngineResult(table=table, page_hours=page_hours)
                     proven = pc.invert(pc.is_in(bounds["domain_code"], value_set=unproven["domain_code"]))
                     bounds = bounds.filter(proven)
         finally:
@@ -214,15 +243,32 @@ class SparkEngine:
         ).collect()
         return report, unique_pairs
 
-    def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str) -> EngineResult:
+    def _top(self, pages: int, blacklist: Blacklist, top: int, ties: str, min_views: int) -> EngineResult:
         self._register_blacklist(blacklist)
         blacklisted_pages = self._match_blacklist()
         try:
             blacklisted = blacklisted_pages.count()
-            table = self.spark.sql(render("top_pages", top=top, ties=ties)).toArrow()
+            table = self.spark.sql(render("top_pages", top=top, ties=ties, min_views=min_views)).toArrow()
         finally:
             blacklisted_pages.unpersist()
         return EngineResult(table=_as_result(table), pages=pages, blacklisted_pages=blacklisted)
+
+    def _list_pages(self, listing: Listing) -> list[str]:
+        """The listed_pageviews view over all_pageviews, with the relations it joins made
+        for the domain codes of all_pageviews, which it returns."""
+        spark = self.spark
+        codes = [row[0] for row in spark.sql("SELECT DISTINCT domain_code FROM all_pageviews").collect()]
+        for name, table in listing.relations(codes).items():
+            spark.createDataFrame(table).createOrReplaceTempView(name)
+        spark.sql(render("listed_pageviews", excluded_patterns=listing.exclude)).createOrReplaceTempView(
+            "listed_pageviews"
+        )
+        return codes
+
+    def _project_top(self, listed_top: pa.Table) -> pa.Table:
+        """The list over projects with each page's mobile share (project_top.sql)."""
+        self.spark.createDataFrame(listed_top).createOrReplaceTempView("listed_top")
+        return _as_result(self.spark.sql(render("project_top")).toArrow())
 
     def _match_blacklist(self) -> DataFrame:
         """The retitled_pages and blacklisted_pages views of the current page_totals; the
@@ -315,7 +361,8 @@ def _spark_path(path: Path) -> str:
 
 def _as_result(table: pa.Table) -> pa.Table:
     """Spark's window ranks are 32-bit and its columns may be marked not null."""
-    return table.select(RESULT_SCHEMA.names).cast(RESULT_SCHEMA)
+    schema = result_schema(table.column_names)
+    return table.select(schema.names).cast(schema)
 
 
 def _write_totals(page_totals, path: Path) -> None:

@@ -4,14 +4,16 @@
 --        blacklisted_pages(domain_code, page_title, views) (blacklisted_pages.sql).
 -- Params ${top}: how many places; ${ties}: 'rank' (tied pages share a place, so a
 --        domain may list more than ${top} rows), 'dense' (${top} distinct view counts)
---        or 'row' (exactly ${top} rows, ties broken by title).
+--        or 'row' (exactly ${top} rows, ties broken by title); ${min_views}: the fewest
+--        views a listed page has (0: every page).
 -- Output (domain_code, page_title, views, rank) sorted by domain code, views descending,
 --        title.
 --
 -- Ranking every page is the expensive part; first find, per domain, the smallest view
 -- count that can still make the list, from the (far fewer) distinct view counts with the
 -- blacklisted pages taken off them. Only pages above it are matched against the
--- blacklist and ranked.
+-- blacklist and ranked. Dropping the view counts below ${min_views} there leaves out the
+-- pages below it for no more than that.
 WITH view_counts AS (
     SELECT domain_code, views, SUM(pages) AS pages
     FROM (
@@ -24,7 +26,7 @@ WITH view_counts AS (
         GROUP BY domain_code, views
     ) AS counted
     GROUP BY domain_code, views
-    HAVING SUM(pages) > 0
+    HAVING SUM(pages) > 0 AND views >= ${min_views}
 ),
 view_counts_above AS (
     SELECT

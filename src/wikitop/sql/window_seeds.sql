@@ -2,8 +2,9 @@
 -- pages of the ${top} x ${hours} hourly rows with the most views (ties included), each with
 -- the sum of those rows alone, which is at most the page's total.
 --
--- Input  hourly_totals(domain_code, page_title, views): the page totals of ${hours} hours,
---        a page at most once per hour.
+-- Input  hourly_totals(domain_code, page_title, views): the page totals of the window's
+--        hours, a page in at most ${hours} rows (once per hour, or once per domain code of
+--        its project and hour when codes are grouped).
 -- Output (domain_code, page_title, views), one row per page.
 --
 -- The cutoff comes from counting rows per view count, which reads no title.
