@@ -23,6 +23,7 @@ from pathlib import Path
 from wikitop.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.hours import ONE_HOUR
 from wikitop.locks import try_exclusive
+from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
 # Partial downloads and totals being written, once this old, are left by runs that died.
@@ -151,6 +152,37 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
             lock.release()
         deleted.append(entry)
     return deleted, in_use
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What pruning deleted (or, in a dry run, would delete), kept because a run holds it, and left."""
+
+    deleted: list[CacheEntry]
+    in_use: list[CacheEntry]
+    kept: list[CacheEntry]
+
+
+def prune_cache(cache_dir: Path, kinds: Iterable[str] = KINDS, older_than: float | None = None,
+                max_size: int | None = None, dry_run: bool = False) -> Pruning:
+    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete them."""
+    entries = scan(cache_dir, kinds)
+    doomed = select_for_pruning(entries, older_than, max_size)
+    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
+    gone = set(deleted)
+    return Pruning(deleted, in_use, [entry for entry in entries if entry not in gone])
+
+
+def describe(entries: Iterable[CacheEntry]) -> str:
+    """How many files of each kind, their size, and how many dumps are not verified."""
+    entries = list(entries)
+    parts = []
+    for kind in KINDS:
+        of_kind = [e for e in entries if e.kind == kind]
+        unverified = sum(e.state != "verified" for e in of_kind) if kind == "dumps" else 0
+        note = f", {unverified} not verified" if unverified else ""
+        parts.append(f"{len(of_kind)} {kind} ({format_size(sum(e.size for e in of_kind))}{note})")
+    return ", ".join(parts)
 
 
 def remove(entry: CacheEntry) -> None:
