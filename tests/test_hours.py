@@ -23,7 +23,8 @@ def utc(*args):
     "text",
     ["2020-01-22T02", "2020-01-22T02:00", "2020-01-22 02:00:00", "2020-01-22T02:00:00Z",
      "2020-01-22T04:00+02:00", "2020-01-21T21:00-05:00", "2020-01-21T21:00-0500", "2020-01-22T02:00+00:00",
-     "2020-01-22T04+02", "2020-01-22T07:45+05:45", "2020-01-23T01:59+23:59"],
+     "2020-01-22T04+02", "2020-01-22T07:45+05:45", "2020-01-23T01:59+23:59", "2020-01-22T2", " 2020-01-22T02 ",
+     "2020-01-22 2:00", "2020-01-22T2Z", "2020-01-22T02:00:00.000"],
 )
 def test_accepted_spellings_name_the_same_utc_hour(text):
     assert parse_hour(text) == utc(2020, 1, 22, 2)
@@ -33,7 +34,12 @@ def test_offset_can_cross_midnight():
     assert parse_hour("2020-01-01T01:00+03:00") == utc(2019, 12, 31, 22)
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2020-01-22T25", "2020-02-30T01", "2020-01-22T02:30", "2020/01/22"])
+def test_a_date_is_its_first_hour():
+    assert parse_hour("2020-01-24") == utc(2020, 1, 24, 0)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2020-01-22T25", "2020-02-30T01", "2020-01-22T02:30", "2020/01/22",
+                                  "2020-W04-3", "20200122T02", "2020-01-22T123"])
 def test_bad_hours_are_rejected_with_a_reason(text):
     with pytest.raises(HourError):
         parse_hour(text)

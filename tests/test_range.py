@@ -21,9 +21,9 @@ import pytest
 
 import reference
 from conftest import Mirror, run_wikitop, wikitop_env
-from wikitop.hours import dump_relative_path
+from wikitop.hours import dump_relative_path, totals_path
 from wikitop.model import Period
-from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
+from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.runner import run_range
 from wikitop.settings import Settings
 from wikitop.synthetic import generate_hour

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__
 from wikitop.files import write_atomically
-from wikitop.hours import format_hour
+from wikitop.hours import format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
-from wikitop.pipeline import totals_path
 from wikitop.publish import FORMATS, ResultStore
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from datetime import datetime
 
 from wikitop.engines import HOURS_AT_ONCE
 from wikitop.fetch import DumpFile, FetchError, NotPublished
-from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, truncate_to_hour
+from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, totals_path, truncate_to_hour
 from wikitop.model import Period
-from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
+from wikitop.pipeline import Outcome, Status, Wikitop
 
 log = logging.getLogger(__name__)
 
