@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from wikitop.runner import Summary
+
 log = logging.getLogger("wikitop")
 
 HOUR_HELP = (
