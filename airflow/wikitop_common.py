@@ -83,20 +83,18 @@ def wikitop_hour_arguments(hour: datetime) -> list[str]:
 
 
 def parse_wikitop_hour(arguments: list[str]):
-    """The hour and Settings that `wikitop hour` would use for these arguments, reading the
-    same environment variables as the command, so that a task and the CLI never differ."""
-    import click
+    """The hour and Settings that `wikitop hour` would use for these arguments (``hour HOUR
+    FLAGS...``), reading the same environment variables as the command, so that a task and
+    the CLI never differ."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from wikitop.cli import hour as hour_command
+    from wikitop.hours import parse_hour
     from wikitop.settings import Settings
 
     try:
-        context = hour_command.make_context("wikitop hour", list(arguments[1:]))
-        return context.params["hour"], Settings.from_options(context.params, keep_totals_default=False)
-    except (click.ClickException, ValueError) as error:
-        message = error.format_message() if isinstance(error, click.ClickException) else str(error)
-        raise AirflowFailException(f"bad wikitop settings ({shlex.join(arguments)}): {message}") from None
+        return parse_hour(arguments[1]), Settings.from_args(arguments[2:])
+    except ValueError as error:  # HourError and BadSettings
+        raise AirflowFailException(f"bad wikitop settings ({shlex.join(arguments)}): {error}") from None
 
 
 @task.sensor(

@@ -131,12 +131,13 @@ def test_a_run_publishes_what_wikitop_hour_publishes(airflow_env, mirror, real_h
             airflow_env,
             AIRFLOW_VAR_SOURCE_URL_PREFIX=server.url,
             AIRFLOW_VAR_PATH_OUT_PREFIX=str(airflow_out),
+            AIRFLOW_VAR_WIKITOP_HOUR_ARGS="--top 10 --ties=dense -v",
             WIKITOP_CACHE_DIR=str(airflow_cache),
         )
         run, log = run_in_airflow_venv(TEST_ONE_RUN, env, "wikitop_hourly", f"{HOUR_ARG}:00+00:00")
         airflow_requests = [(r.method, r.path) for r in server.requests]
         airflow_peak_connections = server.peak_connections
-        cli = run_wikitop("hour", HOUR_ARG, "--source", server.url, "--out", cli_out,
+        cli = run_wikitop("hour", HOUR_ARG, "--source", server.url, "--out", cli_out, "--top", "10", "--ties", "dense",
                           env=wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cli-cache")))
     succeeded = {"state": "success", "tasks": {"wait_for_dump": "success", "publish_top_pages": "success"}}
     assert run == succeeded, log[-5000:]
@@ -145,7 +146,7 @@ def test_a_run_publishes_what_wikitop_hour_publishes(airflow_env, mirror, real_h
     airflow_marker, airflow_data = published(airflow_out)
     cli_marker, cli_data = published(cli_out)
     assert airflow_data == cli_data
-    assert airflow_marker["params"] == cli_marker["params"]
+    assert airflow_marker["params"] == cli_marker["params"] and cli_marker["params"]["ties"] == "dense"
     assert airflow_marker["period"] == {"kind": "hour", "start": HOUR_ARG, "end": HOUR_ARG}
 
     file_path = "/" + dump_relative_path(HOUR)

@@ -71,6 +71,20 @@ def test_failures_raise_typed_errors(tmp_path, mirror):
         wikitop.read_result(str(tmp_path / "o"), "2020-01-22T02")
 
 
+def test_a_period_is_an_hour_its_day_or_a_window():
+    hour = datetime(2020, 1, 22, 2, tzinfo=UTC)
+    assert wikitop.Period.of("2020-01-22T02") == wikitop.Period.hour(hour)
+    day = wikitop.Period.day(datetime(2020, 1, 22, tzinfo=UTC))
+    assert wikitop.Period.of("2020-01-22T02", day=True) == day == wikitop.Period.of(day, day=True)
+    assert wikitop.Period.of("2020-01-22T05:00+03:00", day=True) == day
+    window = wikitop.Period.of("2020-01-22T02..2020-01-22T05")
+    assert (window.kind, window.end) == ("window", datetime(2020, 1, 22, 5, tzinfo=UTC))
+    with pytest.raises(wikitop.HourError, match="a day is named by one of its hours"):
+        wikitop.Period.of("2020-01-22T02..2020-01-22T05", day=True)
+    with pytest.raises(wikitop.HourError, match="cannot read hour"):
+        wikitop.Period.of("2020-01-22T02..soon")
+
+
 def test_settings_from_env_reads_the_command_lines_variables(tmp_path):
     env = {"SOURCE_URL_PREFIX": "./a ./b", "PATH_OUT_PREFIX": "s3://bucket/x", "AWS_REGION": "eu-west-1",
            "FORCE_REPROCESS": "true", "WIKITOP_RETRIES": "2", "WIKITOP_RETRY_DELAY": "30s",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wikitop.cache import CacheEntry, scan, select_for_pruning
+from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
 from wikitop.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
 from wikitop.fetch import (
     DumpStore,
@@ -385,6 +385,26 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
         ("totals", 3, "temporary", "totals-20200122-03.parquet"),
     }
     assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}
+
+
+def test_pruning_a_cache_deletes_what_it_selects_and_tells_what_is_left(tmp_path):
+    dump = cached_dump(tmp_path)
+    write_record(dump, "x", verify_gzip(dump))
+    totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
+    totals.parent.mkdir(parents=True)
+    totals.write_bytes(b"PAR1" * 500)
+    day_ago = time.time() - 86400
+    os.utime(totals, (day_ago, day_ago))
+    assert describe(scan(tmp_path)) == f"1 dumps ({dump.stat().st_size + sidecar_path(dump).stat().st_size} B), " \
+        "1 totals (2.0 kB)"
+    dry = prune_cache(tmp_path, older_than=3600, dry_run=True)
+    assert [e.path for e in dry.deleted] == [totals] and totals.exists() and [e.path for e in dry.kept] == [dump]
+    pruned = prune_cache(tmp_path, ["dumps", "totals"], max_size=0)
+    assert [e.path for e in pruned.deleted] == [totals, dump] and pruned.in_use == [] and pruned.kept == []
+    assert not totals.exists() and not dump.exists() and not sidecar_path(dump).exists()
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    dump.write_bytes(b"\x1f")
+    assert describe(scan(tmp_path)) == "1 dumps (1 B, 1 not verified), 0 totals (0 B)"
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():

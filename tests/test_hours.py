@@ -11,7 +11,11 @@ from wikitop.hours import (
     dump_file_name,
     dump_relative_path,
     hours_between,
+    parse_dump_file_name,
     parse_hour,
+    parse_totals_file_name,
+    totals_file_name,
+    totals_path,
 )
 
 
@@ -23,7 +27,8 @@ def utc(*args):
     "text",
     ["2020-01-22T02", "2020-01-22T02:00", "2020-01-22 02:00:00", "2020-01-22T02:00:00Z",
      "2020-01-22T04:00+02:00", "2020-01-21T21:00-05:00", "2020-01-21T21:00-0500", "2020-01-22T02:00+00:00",
-     "2020-01-22T04+02", "2020-01-22T07:45+05:45", "2020-01-23T01:59+23:59"],
+     "2020-01-22T04+02", "2020-01-22T07:45+05:45", "2020-01-23T01:59+23:59", "2020-01-22T2", " 2020-01-22T02 ",
+     "2020-01-22 2:00", "2020-01-22T2Z", "2020-01-22T02:00:00.000"],
 )
 def test_accepted_spellings_name_the_same_utc_hour(text):
     assert parse_hour(text) == utc(2020, 1, 22, 2)
@@ -33,7 +38,12 @@ def test_offset_can_cross_midnight():
     assert parse_hour("2020-01-01T01:00+03:00") == utc(2019, 12, 31, 22)
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "2020-01-22T25", "2020-02-30T01", "2020-01-22T02:30", "2020/01/22"])
+def test_a_date_is_its_first_hour():
+    assert parse_hour("2020-01-24") == utc(2020, 1, 24, 0)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2020-01-22T25", "2020-02-30T01", "2020-01-22T02:30", "2020/01/22",
+                                  "2020-W04-3", "20200122T02", "2020-01-22T123"])
 def test_bad_hours_are_rejected_with_a_reason(text):
     with pytest.raises(HourError):
         parse_hour(text)
@@ -65,6 +75,17 @@ def test_file_is_stamped_with_the_end_of_the_hour():
     assert dump_file_name(hour) == "pageviews-20200122-030000.gz"
     # The last hour of a month lives in the next month's folder.
     assert dump_relative_path(utc(2020, 1, 31, 23)) == "2020/2020-02/pageviews-20200201-000000.gz"
+
+
+def test_file_names_read_back_as_the_hour_they_were_named_after(tmp_path):
+    for hour in (utc(2020, 1, 22, 2), utc(2020, 1, 31, 23), utc(2019, 12, 31, 23)):
+        assert parse_dump_file_name(dump_file_name(hour)) == (hour, "")
+        assert parse_dump_file_name(dump_file_name(hour) + ".part-0-99-of-300") == (hour, ".part-0-99-of-300")
+        assert parse_totals_file_name(totals_file_name(hour)) == hour
+    assert totals_path(tmp_path, utc(2020, 1, 22, 2)) == tmp_path / "2020/2020-01/totals-20200122-02.parquet"
+    for name in ("totals-20200122-02.parquet.lock", ".totals-20200122-02.parquet.1.tmp", "totals-2020012202.parquet"):
+        assert parse_totals_file_name(name) is None
+    assert parse_dump_file_name("pageviews-20200122-033000.gz") is None
 
 
 def test_default_is_the_hour_24_hours_before_the_current_hour():

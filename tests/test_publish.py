@@ -24,6 +24,7 @@ from wikitop.publish import (
     deserialize,
     serialize,
 )
+from wikitop.results import NotPublishedResult, list_published, pick_rows, read_published
 from wikitop.settings import storage_options_from_flags
 
 PERIOD = Period.hour(HOUR)
@@ -262,6 +263,42 @@ def publish_two_hours(out) -> ResultStore:
     store.publish(window, "csv", TABLE.slice(1), dict(METADATA, period=window.metadata(),
                                                        hours={"included": 1, "missing": ["2020-01-22T03"]}))
     return store
+
+
+def test_a_result_is_read_in_the_format_asked_or_the_first_published(tmp_path):
+    store = publish_two_hours(tmp_path / "out")
+    assert read_published(store, PERIOD).fmt == "csv"
+    jsonl = read_published(store, PERIOD, "jsonl")
+    assert jsonl.fmt == "jsonl" and jsonl.table.equals(TABLE) and jsonl.marker["format"] == "jsonl"
+    with pytest.raises(NotPublishedResult, match=r"nothing published for day 2020-01-22 under .*\(looked for format "
+                       r"csv, parquet, jsonl\)"):
+        read_published(store, Period.of(HOUR, day=True))
+    with pytest.raises(NotPublishedResult, match=r"\(looked for format parquet\)"):
+        read_published(store, PERIOD, "parquet")
+
+
+def test_rows_are_picked_by_domain_code_and_limited_per_domain_code():
+    assert pick_rows(TABLE) == [["de", "Hauptseite", 50, 1], ["en", "Main_Page", 90, 1], ["en", "Cat", 7, 2]]
+    assert pick_rows(TABLE, limit=1) == [["de", "Hauptseite", 50, 1], ["en", "Main_Page", 90, 1]]
+    assert pick_rows(TABLE, ["en"]) == [["en", "Main_Page", 90, 1], ["en", "Cat", 7, 2]]
+    assert pick_rows(TABLE, ("de", "xx"), limit=5) == [["de", "Hauptseite", 50, 1]]
+    assert pick_rows(TABLE, ["xx"]) == []
+
+
+def test_the_listing_orders_results_and_keeps_those_whose_period_cannot_be_read(tmp_path):
+    store = publish_two_hours(tmp_path / "out")
+    earlier = Period.hour(datetime(2020, 1, 22, 1, tzinfo=UTC))
+    store.publish(earlier, "csv", TABLE, dict(METADATA, period="unreadable"))
+    listed = list_published(store)
+    assert [(e["kind"], e["period"], e["format"], e["hours"]) for e in listed] == [
+        ("?", "csv/year=2020/month=01/day=22/hour=01", "csv", None),
+        ("hour", "2020-01-22T02", "csv", None),
+        ("hour", "2020-01-22T02", "jsonl", None),
+        ("window", "2020-01-22T02..2020-01-22T03", "csv", "1/2"),
+    ]
+    assert [e["period"] for e in list_published(store, "jsonl")] == ["2020-01-22T02"]
+    assert list_published(store, "parquet") == []
+    assert listed[1]["location"] == store.display(store.folder(PERIOD, "csv")) and listed[1]["params"] == {"top": 25}
 
 
 def test_show_prints_a_published_hour(cli, tmp_path):

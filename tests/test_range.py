@@ -21,10 +21,10 @@ import pytest
 
 import reference
 from conftest import Mirror, run_wikitop, wikitop_env
-from wikitop.hours import dump_relative_path
+from wikitop.hours import dump_relative_path, totals_path
 from wikitop.model import Period
-from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
-from wikitop.runner import run_range
+from wikitop.pipeline import Outcome, Status, Wikitop
+from wikitop.runner import Summary, publish_period, run_range
 from wikitop.settings import Settings
 from wikitop.synthetic import generate_hour
 
@@ -244,3 +244,38 @@ def test_a_day_whose_totals_are_pruned_during_the_run_fails(tmp_path, day_mirror
     assert "2020-01-22T05" in day.message and "deleted during the run" in day.message
     marker = tmp_path / "out" / DAY_FOLDER / "_SUCCESS"
     assert (marker.read_bytes() if marker.exists() else None) == earlier_marker
+
+
+def test_a_summary_counts_outcomes_and_tells_whether_the_run_failed():
+    hours = [Period.hour(hour(h)) for h in range(4)]
+    window = Period.window(hour(0), hour(3))
+    done = [Outcome(hours[0], Status.DONE), Outcome(hours[1], Status.ALREADY_DONE)]
+    missing = Outcome(hours[2], Status.MISSING, "not yet")
+    summary = Summary.of([*done, missing])
+    assert summary.counts == {Status.DONE: 1, Status.ALREADY_DONE: 1, Status.MISSING: 1, Status.FAILED: 0}
+    assert summary.problems == [missing]
+    assert not summary.failed() and summary.failed(strict=True)
+    assert summary.failed(required=[hours[2]]) and not summary.failed(required=[hours[0]])
+    incomplete = Summary.of([*done, missing, Outcome(window, Status.MISSING, "incomplete")])
+    assert incomplete.failed(required=[window]) and not incomplete.failed()
+    assert Summary.of([*done, Outcome(hours[3], Status.FAILED, "bad")]).failed()
+
+
+def test_publishing_a_period_publishes_an_hour_or_a_window_and_its_hours(tmp_path, mirror, day_files):
+    for h in (2, 3):
+        mirror.add(hour(h), day_files[hour(h)])
+    settings = Settings(sources=[str(mirror.root)], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
+                        blacklist=None, top=3)
+    window = Period.window(hour(2), hour(3))
+    session = Wikitop(settings)
+    seen = []
+    try:
+        [one] = publish_period(session, Period.hour(hour(2)), on_outcome=seen.append)
+        outcomes = publish_period(session, window, on_outcome=seen.append)
+    finally:
+        session.close()
+    assert one.period == Period.hour(hour(2)) and one.status is Status.DONE and seen[0] == one
+    assert [(o.period, o.status) for o in outcomes] == [
+        (Period.hour(hour(2)), Status.DONE), (Period.hour(hour(3)), Status.DONE), (window, Status.DONE)]
+    assert seen[1:] == outcomes and outcomes[0].message == "totals kept"
+    assert (tmp_path / "out" / "format=csv" / window.partition / "_SUCCESS").exists()

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import HOUR, Mirror, run_wikitop, wikitop_env
 from daydata import add_real_day
+from wikitop.hours import totals_path
 from wikitop.model import RESULT_SCHEMA, Period
-from wikitop.pipeline import totals_path
 from wikitop.publish import ResultStore
 from wikitop.report import (
     KEPT_TOTALS,

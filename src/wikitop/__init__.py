@@ -12,7 +12,7 @@ _EXPORTS = {
     "run_range": "wikitop.api",
     "read_result": "wikitop.api",
     "make_settings": "wikitop.api",
-    "NotPublishedResult": "wikitop.api",
+    "NotPublishedResult": "wikitop.results",
     "Settings": "wikitop.settings",
     "BadSettings": "wikitop.settings",
     "Period": "wikitop.model",

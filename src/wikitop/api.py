@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
-from wikitop.publish import FORMATS, ResultStore
+from wikitop.publish import ResultStore
+from wikitop.results import NotPublishedResult, read_published
 from wikitop.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 
 
 PeriodLike = Period | datetime | str | tuple
-
-
-class NotPublishedResult(LookupError):
-    """``read_result`` found no published result for the period."""
 
 
 def make_settings(settings: Settings | None = None, *, source: str | list[str] | None = None, **options) -> Settings:
@@ -60,16 +57,12 @@ def publish_result(period: PeriodLike, *, settings: Settings | None = None, sour
     """Publish the result of an hour, a day (``Period.day``) or a window to ``out``, as
     ``wikitop hour`` and ``wikitop window`` do; its Outcome (done or already done), or the
     error that stopped it, raised."""
+    from wikitop.runner import publish_period
+
     period = Period.of(period)
     session = Wikitop(make_settings(settings, source=source, **options))
     try:
-        if period.kind == "hour":
-            outcome = session.run_hour(period.start)
-        else:
-            from wikitop.runner import run_range
-
-            outcomes = run_range(session, period.start, period.end, hourly=False, windows=[period])
-            outcome = next(o for o in outcomes if o.period == period)
+        outcome = next(o for o in publish_period(session, period) if o.period == period)
     finally:
         session.close()
     if outcome.error is not None:
@@ -82,7 +75,8 @@ def run_range(start: datetime | str, end: datetime | str, *, settings: Settings 
               allow_incomplete: bool = False, keep_raw: bool = True,
               on_outcome: Callable[[Outcome], None] | None = None, **options) -> list[Outcome]:
     """Publish every hour from start to end (both included) and, with ``daily``, each whole
-    UTC day; one Outcome per result, a failed or missing hour reported, not raised."""
+    UTC day (only days with ``hourly=False``); one Outcome per result, a failed or missing
+    hour reported, not raised."""
     from wikitop import runner
 
     window = Period.of((start, end))
@@ -98,13 +92,7 @@ def read_result(out: str, period: PeriodLike, fmt: str | None = None,
                 storage_options: dict | None = None) -> pa.Table:
     """A published result read back from ``out`` (a folder or fsspec URL); without ``fmt``
     the first published of csv, parquet and jsonl. NotPublishedResult when there is none."""
-    period = Period.of(period)
-    store = ResultStore(out, storage_options or {})
-    for candidate in [fmt] if fmt else FORMATS:
-        found = store.read_result(period, candidate)
-        if found is not None:
-            return found[1]
-    raise NotPublishedResult(f"nothing published for {period.kind} {period.label} under {store.location}")
+    return read_published(ResultStore(out, storage_options or {}), Period.of(period), fmt).table
 
 
 __all__ = ["Outcome", "Period", "Settings", "Status", "make_settings", "publish_result", "read_result", "run_range",

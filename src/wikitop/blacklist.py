@@ -11,7 +11,6 @@ import functools
 import gzip
 import hashlib
 import json
-import os
 import re
 import zlib
 from collections import Counter
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop.errors import WikitopError
+from wikitop.files import write_atomically
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -294,9 +294,11 @@ def load_blacklist(
     blacklist = parse_blacklist(raw, location)
     record = {"lines": blacklist.lines, "skipped": blacklist.skipped, "undecodable": blacklist.undecodable}
     cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
     table = blacklist.table.replace_schema_metadata({"wikitop": json.dumps(record)})
-    with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    os.replace(temporary, cached)
+
+    def write(temporary: Path) -> None:
+        with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    write_atomically(cached, write)
     return blacklist

@@ -17,21 +17,22 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from wikitop.fetch import check_cached, read_record, record_is_current, sidecar_path
-from wikitop.hours import ONE_HOUR
+from wikitop.files import target_of_temporary
+from wikitop.hours import dump_file_name, parse_dump_file_name, parse_totals_file_name, totals_file_name
 from wikitop.locks import try_exclusive
+from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
 # Partial downloads and totals being written, once this old, are left by runs that died.
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
-_DUMP_NAME = re.compile(r"pageviews-(\d{8})-(\d{2})0000\.gz(\.part(?:-\d+-\d+-of-\d+)?)?")
-_TOTALS_NAME = re.compile(r"totals-(\d{8})-(\d{2})\.parquet")
-_TOTALS_TEMPORARY_NAME = re.compile(r"\.totals-(\d{8})-(\d{2})\.parquet\.\w+\.tmp")
+# What follows the dump's name in the names of a download's pieces (wikitop.download).
+_PARTIAL_SUFFIX = re.compile(r"\.part(?:-\d+-\d+-of-\d+)?")
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,11 @@ class CacheEntry:
     @property
     def target(self) -> Path:
         """The file this one is or becomes, whose lock guards it."""
-        name = self.path.name
         if self.state == "temporary":
-            return self.path.with_name(name[1:].partition(".parquet")[0] + ".parquet")
+            return self.path.with_name(totals_file_name(self.hour))
         if self.state == "partial":
-            return self.path.with_name(name.partition(".gz")[0] + ".gz")
+            return self.path.with_name(dump_file_name(self.hour))
         return self.path
-
-
-def _hour_of(match: re.Match, stamped_at_end: bool) -> datetime:
-    moment = datetime.strptime(match[1] + match[2], "%Y%m%d%H").replace(tzinfo=UTC)
-    return moment - ONE_HOUR if stamped_at_end else moment
 
 
 def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
@@ -70,32 +65,33 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
     entries = []
     if "dumps" in kinds:
         for path in sorted((cache_dir / "pageviews").rglob("pageviews-*.gz*")):
-            if (match := _DUMP_NAME.fullmatch(path.name)) and path.is_file():
-                entries.append(_dump_entry(path, match))
+            parsed = parse_dump_file_name(path.name)
+            if parsed and (not parsed[1] or _PARTIAL_SUFFIX.fullmatch(parsed[1])) and path.is_file():
+                entries.append(_dump_entry(path, *parsed))
     if "totals" in kinds:
         for path in sorted((cache_dir / "totals").rglob("*totals-*")):
-            if (match := _TOTALS_NAME.fullmatch(path.name)) and path.is_file():
+            if (hour := parse_totals_file_name(path.name)) and path.is_file():
                 stat = path.stat()
-                entries.append(CacheEntry("totals", path, stat.st_size, stat.st_mtime, _hour_of(match, False), "kept"))
-            elif match := _TOTALS_TEMPORARY_NAME.fullmatch(path.name):
+                entries.append(CacheEntry("totals", path, stat.st_size, stat.st_mtime, hour, "kept"))
+            elif hour := parse_totals_file_name(target_of_temporary(path.name) or ""):
                 stat = path.stat()
                 size = stat.st_size
                 if path.is_dir():  # Spark writes a folder
                     size = sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
-                entries.append(CacheEntry("totals", path, size, stat.st_mtime, _hour_of(match, False), "temporary"))
+                entries.append(CacheEntry("totals", path, size, stat.st_mtime, hour, "temporary"))
     return sorted(entries, key=lambda entry: entry.modified)
 
 
-def _dump_entry(path: Path, match: re.Match) -> CacheEntry:
+def _dump_entry(path: Path, hour: datetime, suffix: str) -> CacheEntry:
     stat = path.stat()
     size = stat.st_size
-    if match[3]:
+    if suffix:
         state = "partial"
     else:
         state = "verified" if record_is_current(path, read_record(path)) else "unverified"
         if sidecar_path(path).exists():
             size += sidecar_path(path).stat().st_size
-    return CacheEntry("dumps", path, size, stat.st_mtime, _hour_of(match, True), state)
+    return CacheEntry("dumps", path, size, stat.st_mtime, hour, state)
 
 
 def verify(entry: CacheEntry) -> CacheEntry:
@@ -151,6 +147,37 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
             lock.release()
         deleted.append(entry)
     return deleted, in_use
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What pruning deleted (or, in a dry run, would delete), kept because a run holds it, and left."""
+
+    deleted: list[CacheEntry]
+    in_use: list[CacheEntry]
+    kept: list[CacheEntry]
+
+
+def prune_cache(cache_dir: Path, kinds: Iterable[str] = KINDS, older_than: float | None = None,
+                max_size: int | None = None, dry_run: bool = False) -> Pruning:
+    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete them."""
+    entries = scan(cache_dir, kinds)
+    doomed = select_for_pruning(entries, older_than, max_size)
+    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
+    gone = set(deleted)
+    return Pruning(deleted, in_use, [entry for entry in entries if entry not in gone])
+
+
+def describe(entries: Iterable[CacheEntry]) -> str:
+    """How many files of each kind, their size, and how many dumps are not verified."""
+    entries = list(entries)
+    parts = []
+    for kind in KINDS:
+        of_kind = [e for e in entries if e.kind == kind]
+        unverified = sum(e.state != "verified" for e in of_kind) if kind == "dumps" else 0
+        note = f", {unverified} not verified" if unverified else ""
+        parts.append(f"{len(of_kind)} {kind} ({format_size(sum(e.size for e in of_kind))}{note})")
+    return ", ".join(parts)
 
 
 def remove(entry: CacheEntry) -> None:

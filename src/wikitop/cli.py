@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -21,6 +21,7 @@ from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
 from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
+from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.projects import GROUPS, NAMESPACES
 from wikitop.publish import FORMATS, PublishError
@@ -28,6 +29,11 @@ from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.sql import TIE_RULES
 from wikitop.units import parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from wikitop.runner import Summary
 
 log = logging.getLogger("wikitop")
 
@@ -304,9 +310,11 @@ not computed again unless --force.""")
 @common_options
 @with_errors_as_exit_codes
 def hour(hour, **options):
+    from wikitop.runner import publish_period
+
     session = open_session(options, keep_totals_default=False)
     try:
-        outcome = session.run_hour(hour or default_hour())
+        [outcome] = publish_period(session, Period.hour(hour or default_hour()))
     finally:
         session.close()
     report(outcome, options["quiet"])
@@ -331,13 +339,12 @@ def range_options(command):
     return command
 
 
-def run_many(session: Wikitop, start, end, quiet: bool, **kwargs) -> list[Outcome]:
-    """run_range with live progress (a bar with ETA on a terminal, log lines otherwise)."""
-    from wikitop.runner import run_range
-
+def with_progress(run: Callable[..., list[Outcome]], quiet: bool) -> list[Outcome]:
+    """``run(on_outcome=..., on_plan=...)`` (the runner's run_range or publish_period) with live
+    progress: a bar with ETA on a terminal, log lines otherwise."""
     interactive = sys.stderr.isatty() and not quiet
     if not interactive:
-        return run_range(session, start, end, on_outcome=lambda o: report(o, quiet), **kwargs)
+        return run(on_outcome=lambda o: report(o, quiet))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -353,15 +360,11 @@ def run_many(session: Wikitop, start, end, quiet: bool, **kwargs) -> list[Outcom
             if not outcome.ok:
                 report(outcome, quiet)
 
-        return run_range(session, start, end, on_outcome=on_outcome, on_plan=on_plan, **kwargs)
+        return run(on_outcome=on_outcome, on_plan=on_plan)
 
 
-def summarize(outcomes: list[Outcome], strict: bool, quiet: bool) -> int:
-    """Print a table of what happened; return the exit code."""
-    from collections import Counter
-
-    counts = Counter(o.status for o in outcomes)
-    problems = [o for o in outcomes if not o.ok]
+def print_summary(summary: Summary, quiet: bool) -> None:
+    """A table of how many results had each status, then one of those that were not ok."""
     if not quiet:
         from rich.console import Console
         from rich.table import Table
@@ -371,17 +374,15 @@ def summarize(outcomes: list[Outcome], strict: bool, quiet: bool) -> int:
         for column in ("status", "count"):
             table.add_column(column)
         for status in Status:
-            table.add_row(status.value, str(counts.get(status, 0)))
+            table.add_row(status.value, str(summary.counts[status]))
         console.print(table)
-        if problems:
+        if summary.problems:
             details = Table(show_edge=False)
             for column in ("period", "status", "reason"):
                 details.add_column(column, overflow="fold")
-            for outcome in problems:
+            for outcome in summary.problems:
                 details.add_row(outcome.period.label, outcome.status.value, outcome.message)
             console.print(details)
-    failed = counts.get(Status.FAILED, 0) or (strict and counts.get(Status.MISSING, 0))
-    return 1 if failed else 0
 
 
 @main.command(name="range", help=f"""Publish one result per hour from START to END (both included).
@@ -396,15 +397,20 @@ run only with --strict; a failed hour always does. {HOUR_HELP}""")
 @common_options
 @with_errors_as_exit_codes
 def range_command(start, end, daily, hourly, allow_incomplete, keep_raw, **options):
+    from wikitop.runner import Summary, run_range
+
     session = open_session(options, keep_totals_default=True)
     try:
-        outcomes = run_many(session, start, end, options["quiet"], hourly=hourly, daily=daily or not hourly,
-                            allow_incomplete=allow_incomplete, keep_raw=keep_raw)
+        outcomes = with_progress(functools.partial(run_range, session, start, end, hourly=hourly, daily=daily,
+                                                   allow_incomplete=allow_incomplete, keep_raw=keep_raw),
+                                 options["quiet"])
     except HourError as error:
         raise click.UsageError(str(error)) from None
     finally:
         session.close()
-    sys.exit(summarize(outcomes, options["strict"], options["quiet"]))
+    summary = Summary.of(outcomes)
+    print_summary(summary, options["quiet"])
+    sys.exit(1 if summary.failed(options["strict"]) else 0)
 
 
 @main.command(help=f"""Publish one top over all hours from START to END (both included).
@@ -420,19 +426,20 @@ OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
 @common_options
 @with_errors_as_exit_codes
 def window(start, end, allow_incomplete, keep_raw, **options):
-    from wikitop.model import Period
+    from wikitop.runner import Summary, publish_period
 
+    period = Period.window(start, end)
     session = open_session(options, keep_totals_default=True)
     try:
-        outcomes = run_many(session, start, end, options["quiet"], hourly=False,
-                            windows=[Period.window(start, end)], allow_incomplete=allow_incomplete,
-                            keep_raw=keep_raw)
+        outcomes = with_progress(functools.partial(publish_period, session, period, allow_incomplete=allow_incomplete,
+                                                   keep_raw=keep_raw), options["quiet"])
     except HourError as error:
         raise click.UsageError(str(error)) from None
     finally:
         session.close()
-    code = summarize(outcomes, options["strict"], options["quiet"])
-    sys.exit(1 if any(o.period.kind == "window" and not o.ok for o in outcomes) else code)
+    summary = Summary.of(outcomes)
+    print_summary(summary, options["quiet"])
+    sys.exit(1 if summary.failed(options["strict"], required=[period]) else 0)
 
 
 def fail(message: str) -> NoReturn:
@@ -440,21 +447,11 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def period_to_show(text: str, day: bool):
-    """HOUR, the UTC day of HOUR with ``day``, or START..END for a window."""
-    from wikitop.model import Period
-
-    start_text, dots, end_text = text.partition("..")
+def period_argument(text: str, day: bool) -> Period:
     try:
-        start = parse_hour(start_text)
-        end = parse_hour(end_text) if dots else None
+        return Period.of(text, day=day)
     except HourError as error:
         raise click.BadParameter(str(error), param_hint="PERIOD") from None
-    if end is not None:
-        if day:
-            raise click.UsageError("--day shows one day; give an HOUR of it, not START..END")
-        return Period.window(start, end)
-    return Period.day(start.replace(hour=0)) if day else Period.hour(start)
 
 
 def print_table(columns: list[str], rows: list[list], title: str, right_aligned: set[str] = frozenset()) -> None:
@@ -477,16 +474,15 @@ def print_table(columns: list[str], rows: list[list], title: str, right_aligned:
     Console().print(table)
 
 
-def read_published(store, period, fmt: str | None):
-    """(format, marker, table) of the published ``period``: in ``fmt``, or else the first of
-    FORMATS published; fails the command when there is none."""
-    formats = [fmt] if fmt else list(FORMATS)
-    for candidate in formats:
-        found = store.read_result(period, candidate)
-        if found is not None:
-            return candidate, *found
-    fail(f"nothing published for {period.kind} {period.label} under {store.location} "
-         f"(looked for format {', '.join(formats)})")
+def read_published(store, period: Period, fmt: str | None):
+    """The published ``period`` (``wikitop.results.read_published``); fails the command when there is none."""
+    from wikitop.results import NotPublishedResult
+    from wikitop.results import read_published as read
+
+    try:
+        return read(store, period, fmt)
+    except NotPublishedResult as error:
+        fail(str(error))
 
 
 @main.command(short_help="Print a published result as a table.", help="""Print a published result as a table:
@@ -507,25 +503,21 @@ parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.
 @out_options
 @with_errors_as_exit_codes
 def show(period_text, day, domains, limit, fmt, **options):
-    from collections import Counter
-
     from wikitop.publish import ResultStore
+    from wikitop.results import pick_rows
 
-    period = period_to_show(period_text, day)
+    period = period_argument(period_text, day)
     store = ResultStore(options["out"], storage_options(options))
-    fmt, marker, table = read_published(store, period, fmt)
-    shown, per_domain = [], Counter()
-    for row in zip(*(table.column(name).to_pylist() for name in table.column_names)):
-        domain = row[0]
-        if (domains and domain not in domains) or (limit and per_domain[domain] >= limit):
-            continue
-        per_domain[domain] += 1
-        shown.append(list(row))
+    published = read_published(store, period, fmt)
+    table, marker = published.table, published.marker
+    shown = pick_rows(table, domains, limit)
     if not shown:
-        fail(f"{period.label} ({fmt}, {table.num_rows} rows) has no rows for domain code {', '.join(domains)}")
+        fail(f"{period.label} ({published.fmt}, {table.num_rows} rows) has no rows for domain code "
+             f"{', '.join(domains)}")
     params = marker.get("params", {})
-    title = (f"{period.kind} {period.label} · {fmt} · top {params.get('top', '?')} ({params.get('ties', '?')} "
-             f"ties) · {len(shown)} of {table.num_rows} rows · published {marker.get('published_at', '?')}")
+    title = (f"{period.kind} {period.label} · {published.fmt} · top {params.get('top', '?')} "
+             f"({params.get('ties', '?')} ties) · {len(shown)} of {table.num_rows} rows · "
+             f"published {marker.get('published_at', '?')}")
     print_table(table.column_names, shown, title, right_aligned={"views", "mobile_share", "rank"})
 
 
@@ -558,46 +550,19 @@ def report_command(period_text, day, domains, busiest, limit, fmt, html_path, ca
     from wikitop import report as html_report
     from wikitop.publish import ResultStore
 
-    period = period_to_show(period_text, day)
+    period = period_argument(period_text, day)
     try:
         html_report.require_extra()
         store = ResultStore(options["out"], storage_options(options))
-        fmt, marker, table = read_published(store, period, fmt)
+        published = read_published(store, period, fmt)
         totals_dir = Settings(cache_dir=Path(cache_dir) if cache_dir else default_cache_dir()).totals_dir
-        html, groups = html_report.build_report(table, period, marker, domains, busiest, limit, totals_dir, store,
-                                                formats=[fmt, *(f for f in FORMATS if f != fmt)])
+        html, groups = html_report.build_report(published.table, period, published.marker, domains, busiest, limit,
+                                                totals_dir, store,
+                                                formats=[published.fmt, *(f for f in FORMATS if f != published.fmt)])
         written = html_report.write_report(html, Path(html_path or html_report.default_report_name(period)))
     except html_report.ReportError as error:
         fail(f"error: {error}")
     click.echo(redact(f"{period.kind} {period.label} ({', '.join(groups)}) -> {written}"))
-
-
-def listing_entry(store, folder: str, marker: dict) -> dict:
-    """What ``wikitop ls`` tells about one published result."""
-    from wikitop.model import Period
-
-    params = marker.get("params") or {}
-    try:
-        period = Period.from_metadata(marker["period"])
-        kind, label, start = period.kind, period.label, format_hour(period.start)
-    except (KeyError, TypeError, ValueError):
-        kind, label, start = "?", folder.rpartition("format=")[2], ""
-    hours = marker.get("hours") or {}
-    included = hours.get("included")
-    return {
-        "kind": kind,
-        "period": label,
-        "format": marker.get("format"),
-        "top": params.get("top"),
-        "ties": params.get("ties"),
-        "rows": marker.get("rows"),
-        "hours": f"{included}/{included + len(hours.get('missing', []))}" if included is not None else None,
-        "published_at": marker.get("published_at"),
-        "location": store.display(folder),
-        "file": marker["file"],
-        "start": start,
-        "params": params,
-    }
 
 
 @main.command(name="ls", short_help="List the published results.", help="""List the results published under --out,
@@ -613,19 +578,14 @@ def list_command(fmt, as_json, **options):
     import json
 
     from wikitop.publish import ResultStore
+    from wikitop.results import list_published
 
     store = ResultStore(options["out"], storage_options(options))
-    kind_order = {"hour": 0, "day": 1, "window": 2}
-    entries = sorted(
-        (listing_entry(store, folder, marker) for folder, marker in store.markers()
-         if fmt is None or marker.get("format") == fmt),
-        key=lambda e: (e["start"], kind_order.get(e["kind"], 3), e["period"], e["format"] or ""),
-    )
+    entries = list_published(store, fmt)
     if not entries:
         fail(f"nothing published under {store.location}" + (f" in format {fmt}" if fmt else ""))
     if as_json:
-        click.echo(redact(json.dumps([{k: v for k, v in e.items() if k != "start"} for e in entries], indent=2,
-                                     ensure_ascii=False)))
+        click.echo(redact(json.dumps(entries, indent=2, ensure_ascii=False)))
         return
     columns = ["kind", "period", "format", "top", "ties", "rows", "hours", "published_at"]
     title = f"{len(entries)} result{'s' if len(entries) > 1 else ''} under {store.location}"
@@ -663,18 +623,6 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(error)) from None
 
 
-def _describe_cache(entries) -> str:
-    from wikitop.units import format_size
-
-    parts = []
-    for kind in ("dumps", "totals"):
-        of_kind = [e for e in entries if e.kind == kind]
-        unverified = sum(e.state != "verified" for e in of_kind) if kind == "dumps" else 0
-        note = f", {unverified} not verified" if unverified else ""
-        parts.append(f"{len(of_kind)} {kind} ({format_size(sum(e.size for e in of_kind))}{note})")
-    return ", ".join(parts)
-
-
 @main.group(short_help="List or prune the cache of dumps and hourly totals.", help="""The local cache:
 downloaded dumps (with their verification state and partial downloads) under pageviews/, and
 the hourly page totals kept for days and windows under totals/.""")
@@ -695,7 +643,7 @@ not changed since (same size and time); 'unverified' ones are checked again befo
 def cache_list(obj, kinds, check_now):
     from datetime import UTC
 
-    from wikitop.cache import scan, verify
+    from wikitop.cache import describe, scan, verify
     from wikitop.units import format_size
 
     cache_dir = obj["cache_dir"]
@@ -709,7 +657,7 @@ def cache_list(obj, kinds, check_now):
              datetime.fromtimestamp(e.modified, UTC).strftime("%Y-%m-%d %H:%M"), e.path.relative_to(cache_dir)]
             for e in entries]
     print_table(["kind", "hour", "size", "bytes", "state", "modified_utc", "path"], rows,
-                f"{_describe_cache(entries)} in {cache_dir}", right_aligned={"size", "bytes"})
+                f"{describe(entries)} in {cache_dir}", right_aligned={"size", "bytes"})
 
 
 @cache.command(help="""Delete cached files: first those modified more than --older-than ago, then the oldest
@@ -725,25 +673,22 @@ Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.pass_obj
 def prune(obj, older_than, max_size, kinds, dry_run):
-    from wikitop.cache import prune, scan, select_for_pruning
+    from wikitop.cache import describe, prune_cache
     from wikitop.units import format_size
 
     if older_than is None and max_size is None:
         raise click.UsageError("say what to prune: --older-than DURATION and/or --max-size SIZE")
     cache_dir = obj["cache_dir"]
-    entries = scan(cache_dir, kinds)
-    doomed = select_for_pruning(entries, older_than, max_size)
-    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
+    pruning = prune_cache(cache_dir, kinds, older_than, max_size, dry_run)
     verb = "would delete" if dry_run else "deleted"
-    for label, listed in ((verb, deleted), ("in use, kept", in_use)):
+    for label, listed in ((verb, pruning.deleted), ("in use, kept", pruning.in_use)):
         for entry in listed:
             hour = format_hour(entry.hour) if entry.hour else "-"
             click.echo(f"{label}\t{entry.kind}\t{hour}\t{format_size(entry.size)}\t{entry.path.relative_to(cache_dir)}")
-    gone = set(deleted)
-    kept = [e for e in entries if e not in gone]
+    deleted, in_use = pruning.deleted, pruning.in_use
     busy = f", {len(in_use)} of them in use by a running wikitop" if in_use else ""
     click.echo(f"{verb} {len(deleted)} files ({format_size(sum(e.size for e in deleted))}); "
-               f"{'would keep' if dry_run else 'kept'} {_describe_cache(kept)}{busy} in {cache_dir}", err=True)
+               f"{'would keep' if dry_run else 'kept'} {describe(pruning.kept)}{busy} in {cache_dir}", err=True)
 
 
 def run() -> NoReturn:

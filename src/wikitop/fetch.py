@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 from wikitop import locks
 from wikitop.errors import WikitopError
+from wikitop.files import write_atomically
 from wikitop.gzipfile import CorruptDump, GzipSummary, verify_gzip
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
@@ -111,9 +111,7 @@ def write_record(dump: Path, source: str, summary: GzipSummary) -> None:
         "sha256": summary.sha256,
         "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    temporary = sidecar_path(dump).with_name(sidecar_path(dump).name + ".tmp")
-    temporary.write_text(json.dumps(record))
-    os.replace(temporary, sidecar_path(dump))
+    write_atomically(sidecar_path(dump), json.dumps(record))
 
 
 def record_is_current(dump: Path, record: dict) -> bool:

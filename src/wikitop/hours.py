@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from wikitop.errors import WikitopError
 
 ONE_HOUR = timedelta(hours=1)
+_DUMP_FILE_NAME = re.compile(r"pageviews-(?P<stamp>\d{8}-\d{2})0000\.gz(?P<suffix>.*)")
+_TOTALS_FILE_NAME = re.compile(r"totals-(?P<hour>\d{8}-\d{2})\.parquet")
 FIRST_HOUR = datetime(2015, 5, 1, 0, tzinfo=UTC)
 
-_HOUR_PATTERN = re.compile(
-    r"""^\s*(?P<date>\d{4}-\d{2}-\d{2})
-        (?:[T\s](?P<hour>\d{1,2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2}))?)?)?
-        \s*(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?\s*$""",
-    re.VERBOSE,
-)
+# fromisoformat reads every spelling but a one-digit hour, and takes +02:60 for +03:00.
+_ONE_DIGIT_HOUR = re.compile(r"(\d{4}-\d{2}-\d{2}[T ])(\d)(?!\d)")
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]|$)")
+_OFFSET = re.compile(r"[+-](?P<hours>\d{2}):?(?P<minutes>\d{2})?$")
 
 
 class HourError(WikitopError, ValueError):
@@ -35,36 +36,26 @@ def parse_hour(text: str) -> datetime:
     way, is converted to UTC; without one the time is taken as UTC. The result must
     be the start of a UTC hour.
     """
-    match = _HOUR_PATTERN.match(text)
-    if not match:
-        raise HourError(f"cannot read hour {text!r}: use YYYY-MM-DDTHH, e.g. 2020-01-22T02")
+    spelled = _ONE_DIGIT_HOUR.sub(r"\g<1>0\g<2>", text.strip(), count=1)
+    offset = _OFFSET.search(spelled[10:])
+    if offset and (int(offset["hours"]) >= 24 or int(offset["minutes"] or 0) >= 60):
+        raise HourError(f"cannot read hour {text!r}: the UTC offset {offset[0]} is not between -23:59 and +23:59")
+    spelling_hint = f"cannot read hour {text!r}: use YYYY-MM-DDTHH, e.g. 2020-01-22T02"
+    if not _DATE_FIRST.match(spelled):  # fromisoformat also reads week dates and 20200122T02
+        raise HourError(spelling_hint)
     try:
-        day = date.fromisoformat(match["date"])
-        hour = int(match["hour"] or 0)
-        minute = int(match["minute"] or 0)
-        second = int(match["second"] or 0)
-        local = datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=_zone(match["offset"]))
+        local = datetime.fromisoformat(spelled)
     except ValueError as error:
-        raise HourError(f"cannot read hour {text!r}: {error}") from None
-    moment = local.astimezone(UTC)
-    if moment.minute or moment.second:
+        if str(error).startswith("Invalid isoformat string"):
+            raise HourError(spelling_hint) from None
+        raise HourError(f"cannot read hour {text!r}: {error}") from None  # e.g. day is out of range for month
+    moment = local.replace(tzinfo=local.tzinfo or UTC).astimezone(UTC)
+    if moment.minute or moment.second or moment.microsecond:
         raise HourError(
             f"{text!r} is not the start of an hour: it is {moment:%Y-%m-%dT%H:%M:%S} UTC, "
             "minutes and seconds must be 0 in UTC"
         )
     return moment
-
-
-def _zone(offset: str | None) -> timezone:
-    """The time zone of a UTC offset (``Z``, ``+02``, ``+02:00``, ``-0500``); ValueError when out of range."""
-    if not offset or offset == "Z":
-        return UTC
-    digits = offset[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-    if hours >= 24 or minutes >= 60:
-        raise ValueError(f"the UTC offset {offset} is not between -23:59 and +23:59")
-    delta = timedelta(hours=hours, minutes=minutes)
-    return timezone(delta if offset[0] == "+" else -delta)
 
 
 def default_hour(now: datetime | None = None) -> datetime:
@@ -101,6 +92,31 @@ def dump_relative_path(hour: datetime) -> str:
     """The file's path below the pageviews prefix: ``YYYY/YYYY-MM/pageviews-...gz``."""
     stamp = hour + ONE_HOUR
     return f"{stamp:%Y}/{stamp:%Y-%m}/{dump_file_name(hour)}"
+
+
+def parse_dump_file_name(name: str) -> tuple[datetime, str] | None:
+    """The hour of views of a file named as ``dump_file_name`` names it, and what follows
+    the ``.gz`` (e.g. ``.part``, for a download's pieces); None for another name."""
+    match = _DUMP_FILE_NAME.fullmatch(name)
+    if not match:
+        return None
+    return datetime.strptime(match["stamp"], "%Y%m%d-%H").replace(tzinfo=UTC) - ONE_HOUR, match["suffix"]
+
+
+def totals_file_name(hour: datetime) -> str:
+    """The name of the file of an hour's page totals (named after the hour of views itself)."""
+    return f"totals-{hour:%Y%m%d-%H}.parquet"
+
+
+def totals_path(totals_dir: Path, hour: datetime) -> Path:
+    """Where the lake keeps an hour's full page totals (before the blacklist)."""
+    return totals_dir / f"{hour:%Y}" / f"{hour:%Y-%m}" / totals_file_name(hour)
+
+
+def parse_totals_file_name(name: str) -> datetime | None:
+    """The hour of a file named as ``totals_file_name`` names it; None for another name."""
+    match = _TOTALS_FILE_NAME.fullmatch(name)
+    return datetime.strptime(match["hour"], "%Y%m%d-%H").replace(tzinfo=UTC) if match else None
 
 
 def hours_between(start: datetime, end: datetime) -> Iterator[datetime]:

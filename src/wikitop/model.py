@@ -64,9 +64,15 @@ class Period:
         return f"{format_hour(self.start)}..{format_hour(self.end)}"
 
     @classmethod
-    def of(cls, value: Period | datetime | str | tuple) -> Period:
+    def of(cls, value: Period | datetime | str | tuple, day: bool = False) -> Period:
         """A Period as given, an hour (a datetime or its text), a ``(start, end)`` window of
-        hours, or the text ``START..END``; HourError when it cannot be read."""
+        hours, or the text ``START..END``; with ``day``, the UTC day of the hour (or of the
+        day) given. HourError when it cannot be read."""
+        if day:
+            period = cls.of(value)
+            if period.kind == "window":
+                raise HourError(f"a day is named by one of its hours, not by the window {period.label}")
+            return cls.day(period.start.replace(hour=0))
         if isinstance(value, Period):
             return value
         if isinstance(value, tuple):

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop import __version__, locks
@@ -18,7 +17,7 @@ from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_bl
 from wikitop.download import check_fetch_settings
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
-from wikitop.hours import HourError, check_hour_available, format_hour
+from wikitop.hours import HourError, check_hour_available, format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
 from wikitop.publish import PublishError, ResultStore
 from wikitop.redact import redact, remember_secrets, secrets_in_url
@@ -72,11 +71,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status in (Status.DONE, Status.ALREADY_DONE)
-
-
-def totals_path(totals_dir: Path, hour: datetime) -> Path:
-    """Where the lake keeps an hour's full page totals (before the blacklist)."""
-    return totals_dir / f"{hour:%Y}" / f"{hour:%Y-%m}" / f"totals-{hour:%Y%m%d-%H}.parquet"
 
 
 class Wikitop:

@@ -33,8 +33,6 @@ import inspect
 import io
 import json
 import logging
-import os
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +44,7 @@ from isal import igzip
 
 from wikitop import locks
 from wikitop.errors import WikitopError
+from wikitop.files import target_of_temporary, write_atomically
 from wikitop.model import Period
 from wikitop.redact import redact, remember_secrets, secret_values, secrets_in_url, without_userinfo
 
@@ -245,13 +244,7 @@ class ResultStore:
         if not self.is_local:
             self.fs.pipe_file(path, data)
             return
-        folder, _, name = path.rpartition("/")
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        with self.fs.open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.fs.mv(temporary, path)
+        write_atomically(Path(path), data)
 
     def _remove_leftovers(self, folder: str, keep: str, started_before: datetime) -> None:
         """Data and temporary files older than ``started_before`` that neither ``keep`` nor the
@@ -264,7 +257,7 @@ class ResultStore:
         named = {keep, current.get("file")}
         for info in listing:
             name = info["name"].rstrip("/").rpartition("/")[2]
-            leftover = name.startswith("part-") or (name.startswith(".") and name.endswith(".tmp"))
+            leftover = name.startswith("part-") or target_of_temporary(name) is not None
             if leftover and name not in named and _modified(info) < started_before:
                 self.fs.rm_file(info["name"])
         if self.is_s3:

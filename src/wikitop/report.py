@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wikitop import __version__
-from wikitop.hours import format_hour
+from wikitop.files import write_atomically
+from wikitop.hours import format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
-from wikitop.pipeline import totals_path
 from wikitop.publish import FORMATS, ResultStore
 
 if TYPE_CHECKING:
@@ -309,19 +307,11 @@ def build_report(
 
 
 def write_report(html: str, path: Path) -> Path:
-    """Write ``html`` to ``path`` atomically: a temporary file beside it, then a rename."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    """Write ``html`` to ``path`` whole or not at all."""
     try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(html)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        return write_atomically(Path(path), html)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise ReportError(f"cannot write {path}: {error.strerror or error}") from None
-    return path
 
 
 def default_report_name(period: Period) -> str:

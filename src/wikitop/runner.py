@@ -21,9 +21,9 @@ from datetime import datetime
 
 from wikitop.engines import HOURS_AT_ONCE
 from wikitop.fetch import DumpFile, FetchError, NotPublished
-from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, truncate_to_hour
+from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, totals_path, truncate_to_hour
 from wikitop.model import Period
-from wikitop.pipeline import Outcome, Status, Wikitop, totals_path
+from wikitop.pipeline import Outcome, Status, Wikitop
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,10 @@ def run_range(
     on_outcome: OutcomeCallback | None = None,
     on_plan: Callable[[RangePlan], None] | None = None,
 ) -> list[Outcome]:
-    """Publish every hour of [start, end] (if hourly), each whole UTC day (if daily) and windows."""
-    plan = plan_range(session, start, end, hourly, daily, windows)
+    """Publish every hour of [start, end] (if hourly), each whole UTC day (if daily, or when
+    neither hours nor windows are asked for) and windows."""
+    windows = list(windows)
+    plan = plan_range(session, start, end, hourly, daily or not (hourly or windows), windows)
     if on_plan:
         on_plan(plan)
     outcomes: list[Outcome] = list(plan.skipped)
@@ -132,6 +134,47 @@ def run_range(
         outcomes.append(outcome)
         report(outcome)
     return outcomes
+
+
+def publish_period(
+    session: Wikitop,
+    period: Period,
+    *,
+    allow_incomplete: bool = False,
+    keep_raw: bool = True,
+    on_outcome: OutcomeCallback | None = None,
+    on_plan: Callable[[RangePlan], None] | None = None,
+) -> list[Outcome]:
+    """Publish one hour, day or window: an hour's one Outcome, or a day's or window's and
+    those of its hours (computed for their totals only)."""
+    if period.kind == "hour":
+        outcome = session.run_hour(period.start)
+        if on_outcome:
+            on_outcome(outcome)
+        return [outcome]
+    return run_range(session, period.start, period.end, hourly=False, windows=[period],
+                     allow_incomplete=allow_incomplete, keep_raw=keep_raw, on_outcome=on_outcome, on_plan=on_plan)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How many outcomes had each status, and those that were not ok, in order."""
+
+    counts: dict[Status, int]
+    problems: list[Outcome]
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Summary:
+        outcomes = list(outcomes)
+        counts = {status: sum(o.status is status for o in outcomes) for status in Status}
+        return cls(counts, [o for o in outcomes if not o.ok])
+
+    def failed(self, strict: bool = False, required: Iterable[Period] = ()) -> bool:
+        """Whether the run failed: an outcome failed, one was missing under ``strict``, or one
+        of the ``required`` periods (e.g. the window asked for) is not ok."""
+        required = set(required)
+        return bool(self.counts[Status.FAILED] or (strict and self.counts[Status.MISSING])
+                    or any(o.period in required for o in self.problems))
 
 
 def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterable[Outcome]:

@@ -3,9 +3,11 @@ or the command line's options (``Settings.from_options``), checked as it is made
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,63 @@ from wikitop.units import parse_duration, parse_size
 
 class BadSettings(WikitopError, ValueError):
     """A setting that cannot be used; the message names it."""
+
+
+# The flags of `wikitop hour` that take a value, and the setting each gives (Settings.from_args).
+VALUE_FLAGS = {
+    "--source": "sources",
+    "--out": "out",
+    "--s3-endpoint-url": "s3_endpoint_url",
+    "--s3-region": "s3_region",
+    "--storage-option": "storage_option_pairs",
+    "--format": "fmt",
+    "--blacklist": "blacklist",
+    "--top": "top",
+    "--ties": "ties",
+    "--engine": "engine",
+    "--memory-limit": "memory_limit",
+    "--spark-properties": "spark_properties",
+    "--spark-conf": "spark_conf",
+    "--cache-dir": "cache_dir",
+    "--user-agent": "user_agent",
+    "--max-connections": "max_connections",
+    "--wait": "wait_seconds",
+    "--poll-interval": "retry_policy.poll_interval",
+    "--retries": "retry_policy.retries",
+    "--retry-delay": "retry_policy.backoff_base",
+    "--stall-timeout": "retry_policy.stall_timeout",
+    "--deadline": "retry_policy.deadline",
+    "--namespace": "listing.namespace",
+    "--min-views": "listing.min_views",
+    "--exclude": "listing.exclude",
+    "--group": "listing.group",
+}
+# Its flags without a value: the setting each gives and its value; None for the log's verbosity.
+SWITCH_FLAGS = {
+    "--no-blacklist": ("blacklist", None),
+    "--strict": ("strict", True),
+    "--force": ("force", True),
+    "--keep-totals": ("keep_totals", True),
+    "--no-keep-totals": ("keep_totals", False),
+    "--allow-more-connections": ("allow_more_connections", True),
+    "--exclude-noise": ("listing.exclude_noise", True),
+    "--verbose": None,
+    "--quiet": None,
+}
+# Flags given more than once add up; other flags given again replace their value.
+_REPEATABLE = frozenset({"sources", "storage_option_pairs", "spark_conf", "listing.exclude"})
+_CONVERSIONS = {
+    "top": int,
+    "max_connections": int,
+    "listing.min_views": int,
+    "retry_policy.retries": int,
+    "cache_dir": Path,
+    "wait_seconds": parse_duration,
+    "retry_policy.poll_interval": parse_duration,
+    "retry_policy.backoff_base": parse_duration,
+    "retry_policy.stall_timeout": parse_duration,
+    "retry_policy.deadline": lambda text: parse_duration(text) or None,
+}
 
 
 def default_cache_dir() -> Path:
@@ -115,6 +174,63 @@ class Settings:
         return cls(**(values | overrides))
 
     @classmethod
+    def from_args(cls, args: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from flags of ``wikitop hour`` (e.g. ``shlex.split("--format parquet --top 50")``)
+        over the environment it reads (``from_env``), without the command line's parser, so that
+        a caller handed a command line (the Airflow DAG) uses what the command would. BadSettings
+        for a flag the command does not have, or a value it would refuse."""
+        given: dict = {}
+        switches: list[tuple[str, object]] = []
+        arguments = iter(args)
+        for argument in arguments:
+            flag, equals, text = argument.partition("=") if argument.startswith("--") else (argument, "", "")
+            if re.fullmatch(r"-[vq]+", flag):  # -vv: the log's verbosity, no setting
+                continue
+            if flag in SWITCH_FLAGS and not equals:
+                if SWITCH_FLAGS[flag] is not None:
+                    switches.append(SWITCH_FLAGS[flag])
+                continue
+            if flag not in VALUE_FLAGS:
+                raise BadSettings(f"no such flag: {argument}" if argument.startswith("-")
+                                  else f"unexpected argument {argument!r}")
+            if not equals:
+                text = next(arguments, None)
+                if text is None:
+                    raise BadSettings(f"{flag} needs a value")
+            name = VALUE_FLAGS[flag]
+            try:
+                value = _CONVERSIONS.get(name, str)(text)
+            except ValueError as error:
+                raise BadSettings(f"{flag}: {error}") from None
+            given[name] = [*given.get(name, []), value] if name in _REPEATABLE else value
+        settings = cls.from_env(environ)
+        values = {name: value for name, value in given.items() if name in _FIELDS and name != "spark_conf"}
+        listing = {name.partition(".")[2]: value for name, value in [*given.items(), *switches]
+                   if name.startswith("listing.")}
+        values.update((name, value) for name, value in switches if not name.startswith("listing."))
+        try:
+            if "spark_properties" in given or "spark_conf" in given:
+                conf = parse_spark_properties(given["spark_properties"]) if "spark_properties" in given else {
+                    **settings.spark_conf}
+                for pairs in given.get("spark_conf", []):
+                    conf.update(parse_spark_properties(pairs))
+                values["spark_conf"] = conf
+            policy = {name.partition(".")[2]: value for name, value in given.items()
+                      if name.startswith("retry_policy.")}
+            if policy:
+                values["retry_policy"] = dataclasses.replace(settings.retry_policy, **policy)
+            if listing:
+                values["listing"] = dataclasses.replace(settings.listing, **listing)
+            if given.keys() & {"out", "s3_endpoint_url", "s3_region", "storage_option_pairs"}:
+                env = os.environ if environ is None else environ
+                values["storage_options"] = storage_options_from_flags(
+                    values.get("out", settings.out), given.get("s3_endpoint_url"),
+                    given.get("s3_region") or env.get("AWS_REGION") or None, given.get("storage_option_pairs", ()))
+        except ValueError as error:
+            raise BadSettings(str(error)) from None
+        return dataclasses.replace(settings, **values)
+
+    @classmethod
     def from_options(cls, options: Mapping, keep_totals_default: bool) -> Settings:
         """Settings from the command line's options, named as its flags are."""
         keep_totals = options["keep_totals"]
@@ -156,6 +272,9 @@ class Settings:
     def totals_dir(self) -> Path:
         """The local lake of hourly page totals (Parquet), reused by days and windows."""
         return self.cache_dir / "totals"
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(Settings))
 
 
 def parse_spark_properties(text: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 import wikitop
 from wikitop.blacklist import Blacklist, canonical_titles
 from wikitop.engines.base import EngineResult, LineReport, ViewsOverflow, fold_line_stats
+from wikitop.files import temporary_path
 from wikitop.gzipfile import MAX_LINE_BYTES
 from wikitop.model import result_schema
 from wikitop.projects import Listing, project_blacklist
@@ -368,7 +368,7 @@ def _as_result(table: pa.Table) -> pa.Table:
 def _write_totals(page_totals, path: Path) -> None:
     """Page totals as one Parquet file, written to a temporary folder and moved into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary = temporary_path(path)
     try:
         (
             page_totals.repartition(1)
