@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.fetch import (
     DEFAULT_USER_AGENT,
     SERVER_CONNECTION_LIMIT,
@@ -248,12 +248,14 @@ class Fetcher:
         allow_more_connections: bool = False,
         policy: RetryPolicy | None = None,
         min_segment_bytes: int = MIN_SEGMENT_BYTES,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         check_fetch_settings(user_agent, max_connections, allow_more_connections)
         self.user_agent = user_agent
         self.max_connections = max_connections
         self.policy = policy or RetryPolicy()
         self.min_segment_bytes = min_segment_bytes
+        self.clock = clock
         self.limiter = HostLimiter(max_connections)
         self._hosts_without_head: set[str] = set()
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
@@ -326,8 +328,8 @@ class Fetcher:
                 delay = self.policy.delay(failures, error.retry_after)
                 log.warning("%s; retrying in %.1fs (%d/%d)", error, delay, failures, self.policy.retries)
                 if stop is None:
-                    time.sleep(delay)
-                elif stop.wait(delay):
+                    self.clock.sleep(delay)
+                elif self.clock.wait(stop, delay):
                     raise _Stopped from None
 
     def exists(self, url: str) -> bool:
