@@ -184,8 +184,9 @@ def main(argv=None) -> int:
         figures["engines"][engine] = measure_child([*passed, "--child", engine])
         print(summary(engine, figures["engines"][engine]))
     figures["machine"]["load_after"] = os.getloadavg()
+    load_before, load_after = figures["machine"]["load_before"][0], figures["machine"]["load_after"][0]
     print(
-        f"load average before {figures['machine']['load_before'][0]:.1f}, after {figures['machine']['load_after'][0]:.1f}"
+        f"load average before {load_before:.1f}, after {load_after:.1f}"
         f" on {os.cpu_count()} CPUs; input {figures['input']['gzip_mib']:.0f} MiB gzip"
     )
     if args.json:

@@ -368,6 +368,18 @@ print(json.dumps({"rows": result.table.to_pylist(), "growth_mb": growth}))
     assert growth < 16, growth
 
 
+def test_duckdb_draws_no_progress_bar_into_the_output():
+    script = """
+from wikitop.engines.duckdb_engine import DuckDBEngine
+con = DuckDBEngine()._connect()
+con.execute("SET progress_bar_time = 0")  # what a query of more than 2 s would meet
+con.sql("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS k FROM range(300000) AS t(i) ORDER BY k)").fetchall()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
 def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
     from wikitop.engines import create_engine
 

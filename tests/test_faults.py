@@ -24,6 +24,8 @@ import pytest
 
 from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
+from manual_clock import ManualClock
+from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.download import Fetcher, RetryPolicy
 from wikitop.fetch import DumpStore, FetchError
 from wikitop.hours import dump_relative_path
@@ -69,11 +71,13 @@ def published(out: Path) -> bytes | None:
     return (folder / marker["file"]).read_bytes()
 
 
-def run_hour(tmp_path: Path, *sources: str, cache: Path | None = None, **policy) -> Outcome:
+def run_hour(
+    tmp_path: Path, *sources: str, cache: Path | None = None, clock: Clock = SYSTEM_CLOCK, **policy
+) -> Outcome:
     """``wikitop hour`` through the library, without a blacklist (it plays no part in fetching)."""
     settings = Settings(sources=list(sources), out=str(tmp_path / "out"), cache_dir=cache or tmp_path / "cache",
                         blacklist=None, force=True, retry_policy=RetryPolicy(**{**FAST_POLICY, **policy}))
-    session = Wikitop(settings)
+    session = Wikitop(settings, clock=clock)
     try:
         return session.run_hour(HOUR)
     finally:
@@ -170,20 +174,22 @@ def test_range_ignored_restarts_from_zero(server, tmp_path, clean_result, small_
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_is_honoured(server, tmp_path, clean_result, status):
-    server.add_faults(".gz", Fault.status(status, retry_after=1))
-    assert_identical(run_hour(tmp_path, server.url), tmp_path, clean_result)
-    refused, answered, _ = server.requests
-    assert refused.status == status and answered.started - refused.ended >= 0.95
+    server.add_faults(".gz", Fault.status(status, retry_after=120))
+    clock = ManualClock()
+    assert_identical(run_hour(tmp_path, server.url, clock=clock), tmp_path, clean_result)
+    assert server.requests[0].status == status
+    assert clock.sleeps == [120]
 
 
 def test_backoff_grows_between_retries(server, tmp_path, clean_result):
-    server.add_faults(".gz", Fault.status(503, count=4))
-    assert_identical(run_hour(tmp_path, server.url, retries=4, backoff_base=0.1), tmp_path, clean_result)
-    requests = server.requests[:5]
-    assert [r.status for r in requests] == [503] * 4 + [200]
-    pauses = [after.started - before.ended for before, after in pairwise(requests)]
-    for failures, pause in enumerate(pauses, start=1):
-        assert 0.1 * 2 ** (failures - 1) / 2 - 0.01 <= pause <= 0.1 * 2 ** (failures - 1) + 0.2
+    server.add_faults(".gz", Fault.status(503, count=5))
+    clock = ManualClock()
+    outcome = run_hour(tmp_path, server.url, clock=clock, retries=5, backoff_base=1.0, backoff_max=10.0)
+    assert_identical(outcome, tmp_path, clean_result)
+    assert [r.status for r in server.requests[:6]] == [503] * 5 + [200]
+    assert len(clock.sleeps) == 5
+    for ceiling, pause in zip([1, 2, 4, 8, 10], clock.sleeps):
+        assert ceiling / 2 <= pause <= ceiling
 
 
 def test_throttled_bandwidth(server, tmp_path, clean_result, small_hour):
@@ -333,11 +339,11 @@ def test_blocked_user_agent_says_how_to_set_one(cli, server, tmp_path):
 
 def test_waiting_stops_at_once_for_a_blocked_user_agent(server, tmp_path):
     settings = Settings(sources=[server.url], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
-                        blacklist=None, user_agent="curl/8.0", wait_seconds=60,
-                        retry_policy=RetryPolicy(**FAST_POLICY, poll_interval=0.2))
-    started = time.monotonic()
-    outcome = Wikitop(settings).run_hour(HOUR)
-    assert time.monotonic() - started < 10
+                        blacklist=None, user_agent="curl/8.0", wait_seconds=3600,
+                        retry_policy=RetryPolicy(**FAST_POLICY))
+    clock = ManualClock()
+    outcome = Wikitop(settings, clock=clock).run_hour(HOUR)
+    assert clock.sleeps == []
     assert outcome.status is Status.FAILED and "403" in outcome.message and "--user-agent" in outcome.message
     assert [r.method for r in server.requests] == ["HEAD"]
 
@@ -349,11 +355,23 @@ def test_every_request_has_the_descriptive_user_agent(server, tmp_path, clean_re
     assert len(agents) == 1 and agents.pop().startswith("wikitop/")
 
 
+def add_after_misses(server: DumpServer, site: Mirror, small_hour: Path, misses: int) -> threading.Thread:
+    """A thread that puts the hour on the site once the server has answered 404 ``misses`` times."""
+
+    def add() -> None:
+        deadline = time.monotonic() + 30
+        while sum(r.status == 404 for r in server.requests) < misses and time.monotonic() < deadline:
+            time.sleep(0.05)
+        site.add(HOUR, small_hour)
+
+    return threading.Thread(target=add)
+
+
 def test_wait_polls_with_head_until_the_file_appears(cli, tmp_path, small_hour, clean_result):
     site = Mirror(tmp_path / "late")
-    appear = threading.Timer(1.5, site.add, (HOUR, small_hour))
     with DumpServer(site.root) as server:
         server.add_faults(".gz", Fault.status(503))  # a busy server while polling changes nothing
+        appear = add_after_misses(server, site, small_hour, 3)
         appear.start()
         out = tmp_path / "out"
         result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
@@ -369,14 +387,7 @@ def test_wait_polls_with_head_until_the_file_appears(cli, tmp_path, small_hour, 
 def test_wait_asks_for_one_byte_where_head_is_not_allowed(cli, tmp_path, small_hour, clean_result):
     site = Mirror(tmp_path / "late")
     with DumpServer(site.root, head_allowed=False) as server:
-
-        def add_after_two_misses() -> None:
-            deadline = time.monotonic() + 30
-            while sum(r.status == 404 for r in server.requests) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            site.add(HOUR, small_hour)
-
-        appear = threading.Thread(target=add_after_two_misses)
+        appear = add_after_misses(server, site, small_hour, 2)
         appear.start()
         out = tmp_path / "out"
         result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
@@ -391,17 +402,22 @@ def test_wait_asks_for_one_byte_where_head_is_not_allowed(cli, tmp_path, small_h
     assert polls[-1] == ("GET", 206, "bytes=0-0") and answers[-1] == ("GET", 200, None)
 
 
-def test_wait_gives_up_at_the_deadline(cli, tmp_path):
-    with DumpServer(tmp_path) as server:
-        out = tmp_path / "out"
-        started = time.monotonic()
-        result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST,
-                     "--wait", "1s", "--poll-interval", "0.2")
-        elapsed = time.monotonic() - started
+def test_wait_backs_off_and_gives_up_at_the_deadline(tmp_path):
+    clock = ManualClock()
+    with DumpServer(tmp_path / "empty-site") as server:
+        settings = Settings(sources=[server.url], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
+                            blacklist=None, wait_seconds=1000,
+                            retry_policy=RetryPolicy(**FAST_POLICY, poll_interval=60, poll_max=600))
+        outcome = Wikitop(settings, clock=clock).run_hour(HOUR)
         requests = server.requests
-    assert_failed_clearly(result, out, "missing", "still not published after waiting 1s")
-    assert 2 <= len(requests) <= 8 and elapsed < 10
-    assert all(r.method == "HEAD" for r in requests)
+    assert outcome.status is Status.MISSING
+    assert "still not published after waiting 1000s" in outcome.message
+    assert [r.method for r in requests] == ["HEAD"] * (len(clock.sleeps) + 1)
+    *backing_off, last = clock.sleeps
+    assert len(backing_off) == 4
+    for ceiling, pause in zip([60, 120, 240, 480], backing_off):
+        assert 0.75 * ceiling <= pause <= ceiling
+    assert last < 0.75 * 600 and sum(clock.sleeps) == pytest.approx(1000)  # the last pause ends at the deadline
 
 
 def test_sources_fail_over_in_order(cli, tmp_path, site, clean_result):

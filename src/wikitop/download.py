@@ -24,7 +24,6 @@ import os
 import random
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from wikitop import __version__
+from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.fetch import FetchError, NotPublished, ProgressCallback
 from wikitop.gzipfile import CorruptDump, GzipSummary, StreamVerifier
 
@@ -316,12 +316,14 @@ class Fetcher:
         allow_more_connections: bool = False,
         policy: RetryPolicy | None = None,
         min_segment_bytes: int = MIN_SEGMENT_BYTES,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         check_fetch_settings(user_agent, max_connections, allow_more_connections)
         self.user_agent = user_agent
         self.max_connections = max_connections
         self.policy = policy or RetryPolicy()
         self.min_segment_bytes = min_segment_bytes
+        self.clock = clock
         self.limiter = HostLimiter(max_connections)
         self._hosts_without_head: set[str] = set()
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
@@ -402,8 +404,8 @@ class Fetcher:
                     deadline.check(delay, error)
                 log.warning("%s; retrying in %.1fs (%d/%d)", error, delay, failures, self.policy.retries)
                 if stop is None:
-                    time.sleep(delay)
-                elif stop.wait(delay):
+                    self.clock.sleep(delay)
+                elif self.clock.wait(stop, delay):
                     raise _Stopped from None
 
     def exists(self, url: str) -> bool:
@@ -490,7 +492,7 @@ class Fetcher:
         target.parent.mkdir(parents=True, exist_ok=True)
         fetches = 0
         in_ranges = self.max_connections > 1
-        deadline = _Deadline(url, self.policy.deadline)
+        deadline = _Deadline(url, self.policy.deadline, self.clock)
         while True:
             fetches += 1
             with self.limiter.slots(url).lining_up(priority) as in_line:
@@ -541,20 +543,21 @@ class _Deadline:
     request got a connection, so that a download waiting behind earlier hours' is not late.
     It is checked between reads: a silent connection can overrun it by the stall timeout."""
 
-    def __init__(self, url: str, seconds: float | None):
+    def __init__(self, url: str, seconds: float | None, clock: Clock):
         self.url = url
         self.seconds = seconds
+        self.clock = clock
         self._end: float | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
             if self.seconds is not None and self._end is None:
-                self._end = time.monotonic() + self.seconds
+                self._end = self.clock.monotonic() + self.seconds
 
     def check(self, pause: float = 0.0, error: Exception | None = None) -> None:
         """GaveUp if the deadline has passed, or will have after ``pause`` seconds."""
-        if self._end is not None and time.monotonic() + pause > self._end:
+        if self._end is not None and self.clock.monotonic() + pause > self._end:
             cause = f"; last error: {error}" if error else ""
             raise GaveUp(
                 f"giving up on {self.url}: not fetched within the deadline of {self.seconds:g}s (--deadline){cause}"

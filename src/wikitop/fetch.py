@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -247,11 +246,12 @@ class DumpStore:
 
     def wait_until_published(self, hour: datetime, seconds: float) -> None:
         """Poll cheaply (HEAD, backing off) until the hour's file exists; NotPublished after ``seconds``."""
-        deadline = time.monotonic() + seconds
+        clock = self.fetcher.clock
+        deadline = clock.monotonic() + seconds
         for delay in self.fetcher.policy.poll_delays():
             if self.is_available(hour):
                 return
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 raise NotPublished(
                     f"hour {format_hour(hour)}: {dump_file_name(hour)} is still not published "
@@ -259,7 +259,7 @@ class DumpStore:
                 )
             pause = min(delay, remaining)
             log.info("hour %s not published yet; checking again in %.0fs", format_hour(hour), pause)
-            time.sleep(pause)
+            clock.sleep(pause)
 
     def fetch(self, hour: datetime, progress: ProgressCallback | None = None, wait_seconds: float = 0.0) -> DumpFile:
         """The hour's verified dump, from the cache or the first source that has it.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__, locks
 from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
+from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.download import check_fetch_settings
 from wikitop.engines import BadInput, Engine, EngineResult, create_engine
 from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
@@ -76,9 +77,10 @@ class Outcome:
 class Wikitop:
     """A configured session: one fetcher, result store, engine and blacklist for many results."""
 
-    def __init__(self, settings: Settings, progress: ProgressCallback | None = None):
+    def __init__(self, settings: Settings, progress: ProgressCallback | None = None, clock: Clock = SYSTEM_CLOCK):
         self.settings = settings
         self.progress = progress
+        self.clock = clock
         urls = [*settings.sources, settings.blacklist or ""]
         remember_secrets(value for url in urls for value in secrets_in_url(url))
         check_fetch_settings(settings.user_agent, settings.max_connections, settings.allow_more_connections)
@@ -96,7 +98,7 @@ class Wikitop:
         from wikitop.download import Fetcher
 
         s = self.settings
-        return Fetcher(s.user_agent, s.max_connections, s.allow_more_connections, s.retry_policy)
+        return Fetcher(s.user_agent, s.max_connections, s.allow_more_connections, s.retry_policy, clock=self.clock)
 
     @property
     def fetcher(self) -> Fetcher:

@@ -69,6 +69,8 @@ class DuckDBEngine:
             "temp_directory": str(self.spill_dir / str(next(self._connections))),
         }
         connection = duckdb.connect(config=config)
+        # Drawn on stdout, into the CLI's output, whenever a query takes more than 2 s.
+        connection.execute("SET enable_progress_bar_print = false")
         connection.create_function(
             "wikitop_canonical_title", canonical_titles, ["VARCHAR"], "VARCHAR", type="arrow", side_effects=False
         )
