@@ -11,6 +11,13 @@ from wikitop.settings import VALUE_FLAGS, BadSettings, Settings
 
 ENVIRONMENT = {"SOURCE_URL_PREFIX": "./a ./b", "PATH_OUT_PREFIX": "s3://bucket/x", "AWS_REGION": "eu-west-1",
                "WIKITOP_RETRIES": "2", "SPARK_PROPERTIES": "spark.master=local[1]\nspark.ui.enabled=false"}
+# A value for every variable the command reads, so that Settings.from_env cannot miss one.
+EVERY_VARIABLE = {
+    **ENVIRONMENT, "BLACKLIST_URL_IN": "list.txt", "FORCE_REPROCESS": "true", "WIKITOP_ENGINE": "spark",
+    "WIKITOP_DUCKDB_MEMORY_LIMIT": "3GB", "WIKITOP_CACHE_DIR": "/tmp/cache",
+    "WIKITOP_USER_AGENT": "me (me@example.org)", "WIKITOP_POLL_INTERVAL": "20s", "WIKITOP_RETRY_DELAY": "3s",
+    "WIKITOP_STALL_TIMEOUT": "2m", "WIKITOP_DEADLINE": "1h",
+}
 
 
 def settings_of_the_command(args: list[str]) -> Settings:
@@ -32,14 +39,19 @@ def settings_of_the_command(args: list[str]) -> Settings:
     ["--exclude-noise", "--namespace", "main", "--min-views=10", "--exclude", "List_of_*", "--exclude", "[!A-Z]*",
      "--group", "project"],
 ])
-@pytest.mark.parametrize("environment", [{}, ENVIRONMENT], ids=["bare", "environment"])
+@pytest.mark.parametrize("environment", [{}, ENVIRONMENT, EVERY_VARIABLE], ids=["bare", "environment", "every"])
 def test_flags_give_the_settings_the_command_gives(args, environment, monkeypatch):
-    for name in ("SOURCE_URL_PREFIX", "PATH_OUT_PREFIX", "AWS_REGION", "WIKITOP_RETRIES", "SPARK_PROPERTIES",
-                 "BLACKLIST_URL_IN", "FORCE_REPROCESS", "WIKITOP_CACHE_DIR", "WIKITOP_ENGINE"):
+    for name in EVERY_VARIABLE:
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert Settings.from_args(args) == settings_of_the_command(args)
+
+
+def test_every_variable_of_the_hour_command_has_a_value_in_the_tests():
+    variables = {name for option in hour_command.params if isinstance(option, click.Option) and option.envvar
+                 for name in ([option.envvar] if isinstance(option.envvar, str) else option.envvar)}
+    assert variables == set(EVERY_VARIABLE)
 
 
 def test_every_flag_of_the_hour_command_is_read():
