@@ -27,6 +27,7 @@ from wikitop.files import write_atomically
 from wikitop.hours import format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
 from wikitop.publish import FORMATS, ResultStore
+from wikitop.results import pick_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -93,13 +94,12 @@ def busiest_groups(table: pa.Table, count: int) -> list[str]:
 def rows_by_group(table: pa.Table, groups: Sequence[str], limit: int) -> dict[str, list[dict]]:
     """The first ``limit`` rows of each group, in the result's order; an unknown group is an error."""
     wanted = {key: [] for key in groups}
-    counts: dict[str, int] = defaultdict(int)
-    for key, title, views, rank in zip(table.column(0).to_pylist(), table.column("page_title").to_pylist(),
-                                       table.column("views").to_pylist(), table.column("rank").to_pylist()):
-        counts[key] += 1
-        if key in wanted and len(wanted[key]) < limit:
-            wanted[key].append({"title": title, "views": views, "rank": rank})
-    absent = [key for key in groups if not counts[key]]
+    if not wanted:
+        return wanted  # pick_rows reads no groups as every group
+    # Both result schemas hold the group, title and views first and the rank last.
+    for key, title, views, *_, rank in pick_rows(table, groups, limit):
+        wanted[key].append({"title": title, "views": views, "rank": rank})
+    absent = [key for key in groups if not wanted[key]]
     if absent:
         raise ReportError(f"the result has no rows for {table.column_names[0]} {', '.join(absent)}")
     return wanted
