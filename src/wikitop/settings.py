@@ -29,6 +29,11 @@ class BadSettings(WikitopError, ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+def _deadline(duration: str | float) -> float | None:
+    """A --deadline in seconds; 0 is no deadline (RetryPolicy's None)."""
+    return parse_duration(duration) or None
+
+
 # The flags of `wikitop hour` that take a value, and the setting each gives (Settings.from_args).
 VALUE_FLAGS = {
     "--source": "sources",
@@ -82,7 +87,7 @@ _CONVERSIONS = {
     "retry_policy.poll_interval": parse_duration,
     "retry_policy.backoff_base": parse_duration,
     "retry_policy.stall_timeout": parse_duration,
-    "retry_policy.deadline": lambda text: parse_duration(text) or None,
+    "retry_policy.deadline": _deadline,
 }
 
 
@@ -162,7 +167,7 @@ class Settings:
                 if name in given:
                     policy[field_name] = parse_duration(given[name])
             if "WIKITOP_DEADLINE" in given:
-                policy["deadline"] = parse_duration(given["WIKITOP_DEADLINE"]) or None
+                policy["deadline"] = _deadline(given["WIKITOP_DEADLINE"])
             if "WIKITOP_RETRIES" in given:
                 policy["retries"] = int(given["WIKITOP_RETRIES"])
             if policy:
@@ -240,7 +245,7 @@ class Settings:
             )
             retry_policy = RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
                                        stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"],
-                                       deadline=options["deadline"] or None)
+                                       deadline=_deadline(options["deadline"]))
         except ValueError as error:
             raise BadSettings(str(error)) from None
         return cls(
