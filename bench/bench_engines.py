@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from wikitop.blacklist import DEFAULT_BLACKLIST, load_blacklist, read_blacklist_bytes
-from wikitop.engines import create_engine
+from wikitop.rank import create_engine
+from wikitop.rank.blacklist import DEFAULT_BLACKLIST, load_blacklist, read_blacklist_bytes
 from wikitop.synthetic import generate_hour
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

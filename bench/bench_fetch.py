@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from dumpserver import THROTTLE_AFTER_BYTES, DumpServer
-from wikitop.download import Fetcher
-from wikitop.fetch import DumpStore
 from wikitop.hours import dump_relative_path
+from wikitop.source.download import Fetcher
+from wikitop.source.fetch import DumpStore
 from wikitop.synthetic import generate_hour
 
 FIRST_HOUR = datetime(2020, 1, 22, 0, tzinfo=UTC)

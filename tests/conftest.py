@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wikitop.blacklist import DEFAULT_BLACKLIST, read_blacklist_bytes
 from wikitop.hours import dump_relative_path
+from wikitop.rank.blacklist import DEFAULT_BLACKLIST, read_blacklist_bytes
 from wikitop.synthetic import generate_hour
 
 DATA = Path(__file__).parent / "data"

@@ -9,7 +9,9 @@ import pytest
 import reference
 from conftest import HOUR, Mirror
 from dumpserver import DumpServer
-from wikitop.blacklist import (
+from wikitop.model import Period
+from wikitop.pipeline import Wikitop
+from wikitop.rank.blacklist import (
     DEFAULT_BLACKLIST,
     BlacklistError,
     canonical_titles,
@@ -17,8 +19,6 @@ from wikitop.blacklist import (
     parse_blacklist,
     read_blacklist_bytes,
 )
-from wikitop.model import Period
-from wikitop.pipeline import Wikitop
 from wikitop.settings import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -88,7 +88,7 @@ def test_shipped_blacklist_is_the_assignments_list():
 
 
 def load_blacklist_bytes():
-    from wikitop.blacklist import read_blacklist_bytes
+    from wikitop.rank.blacklist import read_blacklist_bytes
 
     return read_blacklist_bytes(DEFAULT_BLACKLIST)
 

@@ -19,10 +19,10 @@ import pytest
 from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
 from wikitop.cache import scan
-from wikitop.download import Fetcher, RetryPolicy
-from wikitop.fetch import DumpStore
 from wikitop.hours import dump_relative_path
-from wikitop.publish import deserialize
+from wikitop.publish.store import deserialize
+from wikitop.source.download import Fetcher, RetryPolicy
+from wikitop.source.fetch import DumpStore
 from wikitop.synthetic import generate_hour
 
 HOUR_ARG = "2020-01-22T02"

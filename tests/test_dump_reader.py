@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from conftest import EDGE_CASE_LINES, REAL_PREFIX
-from wikitop.engines.dump_reader import PairOrder, read_dump
-from wikitop.gzipfile import CorruptDump, verified_pieces
+from wikitop.source.dump_reader import PairOrder, read_dump
+from wikitop.source.gzipfile import CorruptDump, verified_pieces
 from wikitop.synthetic import generate_hour
 
 # More than any file here holds: the whole file in one piece.
@@ -143,7 +143,7 @@ def test_a_huge_line_costs_no_more_memory_than_a_piece(tmp_path):
     script = textwrap.dedent("""
         import json, sys
         from collections import Counter
-        from wikitop.engines.dump_reader import read_dump
+        from wikitop.source.dump_reader import read_dump
 
         def memory_mb(field):  # this process's alone: getrusage's peak includes its parent's at exec
             with open("/proc/self/status") as status:

@@ -336,8 +336,8 @@ def test_a_run_of_repeated_lines_is_summed_within_the_memory_limit(tmp_path):
     dump.write_bytes(gzip.compress(b"en Foo 2 0\n" * 4_000_000 + b"en Bar 3 0\n", compresslevel=1))
     script = """
 import json, sys
-from wikitop.blacklist import empty_blacklist
-from wikitop.engines.duckdb_engine import DuckDBEngine
+from wikitop.rank.blacklist import empty_blacklist
+from wikitop.rank.duckdb_engine import DuckDBEngine
 
 def memory_mb(field):
     with open("/proc/self/status") as status:
@@ -370,7 +370,7 @@ print(json.dumps({"rows": result.table.to_pylist(), "growth_mb": growth}))
 
 def test_duckdb_draws_no_progress_bar_into_the_output():
     script = """
-from wikitop.engines.duckdb_engine import DuckDBEngine
+from wikitop.rank.duckdb_engine import DuckDBEngine
 con = DuckDBEngine()._connect()
 con.execute("SET progress_bar_time = 0")  # what a query of more than 2 s would meet
 con.sql("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS k FROM range(300000) AS t(i) ORDER BY k)").fetchall()
@@ -381,7 +381,7 @@ con.sql("SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS k FROM range(300000) AS
 
 
 def test_duckdb_spills_past_its_memory_limit_into_a_private_folder():
-    from wikitop.engines import create_engine
+    from wikitop.rank import create_engine
 
     engine = create_engine("duckdb", memory_limit="100MB")
     with engine._connect() as con:

@@ -26,11 +26,11 @@ from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
 from manual_clock import ManualClock
 from wikitop.clock import SYSTEM_CLOCK, Clock
-from wikitop.download import Fetcher, RetryPolicy
-from wikitop.fetch import DumpStore, FetchError
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings
+from wikitop.source.download import Fetcher, RetryPolicy
+from wikitop.source.fetch import DumpStore, FetchError
 from wikitop.synthetic import generate_hour
 
 HOUR_ARG = "2020-01-22T02"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
-from wikitop.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
-from wikitop.fetch import (
+from wikitop.source.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
+from wikitop.source.fetch import (
     DumpStore,
     FetchError,
     NotPublished,
@@ -29,7 +29,7 @@ from wikitop.fetch import (
     source_kind,
     write_record,
 )
-from wikitop.gzipfile import CorruptDump, GzipChecker, verify_gzip
+from wikitop.source.gzipfile import CorruptDump, GzipChecker, verify_gzip
 from wikitop.units import parse_size
 
 HOUR = datetime(2020, 1, 22, 2, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 import reference
 import windows
 from conftest import HOUR
-from wikitop.blacklist import empty_blacklist, parse_blacklist
-from wikitop.engines.duckdb_engine import DuckDBEngine
-from wikitop.projects import Listing, glob_regex, project_of
-from wikitop.publish import deserialize, serialize
+from wikitop.publish.store import deserialize, serialize
+from wikitop.rank.blacklist import empty_blacklist, parse_blacklist
+from wikitop.rank.duckdb_engine import DuckDBEngine
+from wikitop.rank.projects import Listing, glob_regex, project_of
 from wikitop.synthetic import domain_codes
 
 HOUR_ARG = "2020-01-22T02"
@@ -102,7 +102,7 @@ def test_bad_globs_are_refused(pattern):
 
 @pytest.mark.parametrize("options", LISTINGS)
 def test_real_hour_matches_the_reference(engine, real_hour, blacklist_file, reference_totals, options):
-    from wikitop.blacklist import load_blacklist
+    from wikitop.rank.blacklist import load_blacklist
 
     result = engine.process_hour(real_hour, load_blacklist(str(blacklist_file)), 10, "rank",
                                  listing=Listing(**options))
@@ -130,7 +130,7 @@ def test_real_hour_noise_is_gone(engine, real_hour):
 )
 def test_generated_hour_matches_the_reference(engine, generated_hour, blacklist_file, reference_totals, options,
                                               ties):
-    from wikitop.blacklist import load_blacklist
+    from wikitop.rank.blacklist import load_blacklist
 
     result = engine.process_hour(generated_hour, load_blacklist(str(blacklist_file)), 10, ties,
                                  listing=Listing(**options))

@@ -14,7 +14,8 @@ from filelock import FileLock
 
 from conftest import HOUR
 from wikitop.model import RESULT_SCHEMA
-from wikitop.publish import (
+from wikitop.publish.results import NotPublishedResult, list_published, pick_rows, read_published
+from wikitop.publish.store import (
     FORMATS,
     MARKER,
     Period,
@@ -24,7 +25,6 @@ from wikitop.publish import (
     deserialize,
     serialize,
 )
-from wikitop.results import NotPublishedResult, list_published, pick_rows, read_published
 from wikitop.settings import storage_options_from_flags
 
 PERIOD = Period.hour(HOUR)

@@ -19,8 +19,7 @@ from conftest import HOUR, Mirror, run_wikitop, wikitop_env
 from daydata import add_real_day
 from wikitop.hours import totals_path
 from wikitop.model import RESULT_SCHEMA, Period
-from wikitop.publish import ResultStore
-from wikitop.report import (
+from wikitop.publish.report import (
     KEPT_TOTALS,
     PUBLISHED_TOP,
     UNKNOWN,
@@ -32,6 +31,7 @@ from wikitop.report import (
     sparkline_svg,
     write_report,
 )
+from wikitop.publish.store import ResultStore
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -208,7 +208,7 @@ def test_report_command_names_the_extra_when_it_is_missing(tmp_path):
 
 def test_other_commands_do_not_import_the_report_libraries():
     check = ("import sys; from wikitop.cli import main; main(['show', '--help'], standalone_mode=False); "
-             "sys.exit(any(name in sys.modules for name in ('jinja2', 'matplotlib', 'wikitop.report')))")
+             "sys.exit(any(name in sys.modules for name in ('jinja2', 'matplotlib', 'wikitop.publish.report')))")
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=wikitop_env())
     assert done.returncode == 0, done.stderr
 

@@ -32,7 +32,7 @@ from s3server import S3Server, unavailable_reason
 pytest.importorskip("s3fs")
 
 from wikitop.model import RESULT_SCHEMA  # noqa: E402
-from wikitop.publish import (  # noqa: E402
+from wikitop.publish.store import (  # noqa: E402
     FORMATS,
     MULTIPART_PART_BYTES,
     S3_CLIENT_CONFIG,
@@ -55,7 +55,7 @@ UNREACHABLE_SECONDS = 30
 HANGING_UPLOAD = """
 import asyncio, os, pathlib, sys
 import s3fs.core
-from wikitop import publish
+from wikitop.publish import store as publish
 from wikitop.cli import main
 
 hang_on = os.environ["UPLOAD_HANGS_ON"]
@@ -81,7 +81,7 @@ main(prog_name="wikitop")
 
 # Runs the CLI with results uploaded in small parts, so that an hour's result is a multipart upload.
 SMALL_PARTS = """
-from wikitop import publish
+from wikitop.publish import store as publish
 from wikitop.cli import main
 
 publish.MULTIPART_PART_BYTES = 16384

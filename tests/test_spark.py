@@ -13,12 +13,12 @@ import pytest
 
 import windows
 from conftest import HOUR, wikitop_env
-from wikitop.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist, parse_blacklist
-from wikitop.engines import BadInput, ViewsOverflow
-from wikitop.engines.duckdb_engine import DuckDBEngine
 from wikitop.model import TOTALS_SCHEMA
-from wikitop.projects import Listing
-from wikitop.publish import serialize
+from wikitop.publish.store import serialize
+from wikitop.rank import BadInput, ViewsOverflow
+from wikitop.rank.blacklist import DEFAULT_BLACKLIST, empty_blacklist, load_blacklist, parse_blacklist
+from wikitop.rank.duckdb_engine import DuckDBEngine
+from wikitop.rank.projects import Listing
 
 pytest.importorskip(
     "pyspark", minversion="4.1", reason="the spark engine needs PySpark 4.1+ (pip install 'wikitop[spark]')"
@@ -37,7 +37,7 @@ PARTITION = "format=csv/year=2020/month=01/day=22/hour=02"
 
 @pytest.fixture(scope="module")
 def spark_engine():
-    from wikitop.engines.spark_engine import SparkEngine
+    from wikitop.rank.spark_engine import SparkEngine
 
     engine = SparkEngine(
         {"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4", "spark.driver.extraJavaOptions": QUICK_JVM}

@@ -6,10 +6,10 @@ import pytest
 
 import reference
 import windows
-from wikitop.blacklist import empty_blacklist, parse_blacklist
-from wikitop.engines import ViewsOverflow
-from wikitop.engines.duckdb_engine import DuckDBEngine
-from wikitop.sql import render
+from wikitop.rank import ViewsOverflow
+from wikitop.rank.blacklist import empty_blacklist, parse_blacklist
+from wikitop.rank.duckdb_engine import DuckDBEngine
+from wikitop.rank.sql import render
 
 
 def reference_rows(hours: windows.Hours, blacklist_lines: bytes, top: int, ties: str) -> list[tuple]:

@@ -12,7 +12,7 @@ _EXPORTS = {
     "run_range": "wikitop.api",
     "read_result": "wikitop.api",
     "make_settings": "wikitop.api",
-    "NotPublishedResult": "wikitop.results",
+    "NotPublishedResult": "wikitop.publish.results",
     "Settings": "wikitop.settings",
     "BadSettings": "wikitop.settings",
     "Period": "wikitop.model",
@@ -20,11 +20,11 @@ _EXPORTS = {
     "Status": "wikitop.pipeline",
     "WikitopError": "wikitop.errors",
     "HourError": "wikitop.hours",
-    "FetchError": "wikitop.fetch",
-    "NotPublished": "wikitop.fetch",
-    "BlacklistError": "wikitop.blacklist",
-    "PublishError": "wikitop.publish",
-    "BadInput": "wikitop.engines",
+    "FetchError": "wikitop.source.fetch",
+    "NotPublished": "wikitop.source.fetch",
+    "BlacklistError": "wikitop.rank.blacklist",
+    "PublishError": "wikitop.publish.store",
+    "BadInput": "wikitop.rank",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
-from wikitop.publish import ResultStore
-from wikitop.results import NotPublishedResult, read_published
+from wikitop.publish.results import NotPublishedResult, read_published
+from wikitop.publish.store import ResultStore
 from wikitop.settings import Settings
 
 if TYPE_CHECKING:

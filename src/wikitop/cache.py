@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from wikitop.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.files import target_of_temporary
 from wikitop.hours import dump_file_name, parse_dump_file_name, parse_totals_file_name, totals_file_name
 from wikitop.locks import try_exclusive
+from wikitop.source.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
@@ -31,7 +31,7 @@ KINDS = ("dumps", "totals")
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
-# What follows the dump's name in the names of a download's pieces (wikitop.download).
+# What follows the dump's name in the names of a download's pieces (wikitop.source.download).
 _PARTIAL_SUFFIX = re.compile(r"\.part(?:-\d+-\d+-of-\d+)?")
 
 

@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from wikitop import __version__
-from wikitop.blacklist import DEFAULT_BLACKLIST, BlacklistError
-from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
-from wikitop.fetch import DEFAULT_SOURCE
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
-from wikitop.projects import GROUPS, NAMESPACES
-from wikitop.publish import FORMATS, PublishError
+from wikitop.publish.store import FORMATS, PublishError
+from wikitop.rank import DEFAULT_MEMORY_LIMIT, ENGINES
+from wikitop.rank.blacklist import DEFAULT_BLACKLIST, BlacklistError
+from wikitop.rank.projects import GROUPS, NAMESPACES
+from wikitop.rank.sql import TIE_RULES
 from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
-from wikitop.sql import TIE_RULES
+from wikitop.source.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
+from wikitop.source.fetch import DEFAULT_SOURCE
 from wikitop.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -475,9 +475,9 @@ def print_table(columns: list[str], rows: list[list], title: str, right_aligned:
 
 
 def read_published(store, period: Period, fmt: str | None):
-    """The published ``period`` (``wikitop.results.read_published``); fails the command when there is none."""
-    from wikitop.results import NotPublishedResult
-    from wikitop.results import read_published as read
+    """The published ``period`` (``wikitop.publish.results.read_published``); fails the command when there is none."""
+    from wikitop.publish.results import NotPublishedResult
+    from wikitop.publish.results import read_published as read
 
     try:
         return read(store, period, fmt)
@@ -503,8 +503,8 @@ parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.
 @out_options
 @with_errors_as_exit_codes
 def show(period_text, day, domains, limit, fmt, **options):
-    from wikitop.publish import ResultStore
-    from wikitop.results import pick_rows
+    from wikitop.publish.results import pick_rows
+    from wikitop.publish.store import ResultStore
 
     period = period_argument(period_text, day)
     store = ResultStore(options["out"], storage_options(options))
@@ -547,8 +547,8 @@ page not listed is shown as not known. Needs pip install 'wikitop[report]'.""")
 @out_options
 @with_errors_as_exit_codes
 def report_command(period_text, day, domains, busiest, limit, fmt, html_path, cache_dir, **options):
-    from wikitop import report as html_report
-    from wikitop.publish import ResultStore
+    from wikitop.publish import report as html_report
+    from wikitop.publish.store import ResultStore
 
     period = period_argument(period_text, day)
     try:
@@ -577,8 +577,8 @@ midway) are not listed.""")
 def list_command(fmt, as_json, **options):
     import json
 
-    from wikitop.publish import ResultStore
-    from wikitop.results import list_published
+    from wikitop.publish.results import list_published
+    from wikitop.publish.store import ResultStore
 
     store = ResultStore(options["out"], storage_options(options))
     entries = list_published(store, fmt)

@@ -13,21 +13,21 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from wikitop import __version__, locks
-from wikitop.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.clock import SYSTEM_CLOCK, Clock
-from wikitop.download import check_fetch_settings
-from wikitop.engines import BadInput, Engine, EngineResult, create_engine
-from wikitop.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
 from wikitop.hours import HourError, check_hour_available, format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
-from wikitop.publish import PublishError, ResultStore
+from wikitop.publish.store import PublishError, ResultStore
+from wikitop.rank import BadInput, Engine, EngineResult, create_engine
+from wikitop.rank.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.redact import redact, remember_secrets, secrets_in_url
 from wikitop.settings import Settings
+from wikitop.source.download import check_fetch_settings
+from wikitop.source.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from wikitop.download import Fetcher
+    from wikitop.source.download import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Wikitop:
         self._blacklist_lock = threading.Lock()
 
     def _make_fetcher(self) -> Fetcher:
-        from wikitop.download import Fetcher
+        from wikitop.source.download import Fetcher
 
         s = self.settings
         return Fetcher(s.user_agent, s.max_connections, s.allow_more_connections, s.retry_policy, clock=self.clock)

@@ -19,11 +19,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from wikitop.engines import HOURS_AT_ONCE
-from wikitop.fetch import DumpFile, FetchError, NotPublished
 from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, totals_path, truncate_to_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
+from wikitop.rank import HOURS_AT_ONCE
+from wikitop.source.fetch import DumpFile, FetchError, NotPublished
 
 log = logging.getLogger(__name__)
 

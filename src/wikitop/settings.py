@@ -14,14 +14,14 @@ from pathlib import Path
 import fsspec.utils
 import platformdirs
 
-from wikitop.blacklist import DEFAULT_BLACKLIST
-from wikitop.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy, check_fetch_settings
-from wikitop.engines import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.errors import WikitopError
-from wikitop.fetch import DEFAULT_SOURCE
-from wikitop.projects import Listing
-from wikitop.publish import FORMATS
-from wikitop.sql import TIE_RULES
+from wikitop.publish.store import FORMATS
+from wikitop.rank import DEFAULT_MEMORY_LIMIT, ENGINES
+from wikitop.rank.blacklist import DEFAULT_BLACKLIST
+from wikitop.rank.projects import Listing
+from wikitop.rank.sql import TIE_RULES
+from wikitop.source.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT, RetryPolicy, check_fetch_settings
+from wikitop.source.fetch import DEFAULT_SOURCE
 from wikitop.units import parse_duration, parse_size
 
 

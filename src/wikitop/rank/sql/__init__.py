@@ -30,7 +30,7 @@ def render(name: str, **params) -> str:
 def _title_matches(patterns) -> str:
     """A condition true where p.page_title matches one of the globs. regexp_like() is Spark's
     (a macro in DuckDB); the regular expressions hold no quote (see glob_regex)."""
-    from wikitop.projects import glob_regex
+    from wikitop.rank.projects import glob_regex
 
     if isinstance(patterns, str):
         raise ValueError("excluded_patterns must be a sequence of globs, not one string")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines.base import (
+from wikitop.files import write_atomically
+from wikitop.rank.base import (
     DEFAULT_MEMORY_LIMIT,
     HOURS_AT_ONCE,
     EngineResult,
@@ -22,10 +22,10 @@ from wikitop.engines.base import (
     ViewsOverflow,
     fold_line_stats,
 )
-from wikitop.engines.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
-from wikitop.files import write_atomically
-from wikitop.projects import Listing, project_blacklist
-from wikitop.sql import render
+from wikitop.rank.blacklist import Blacklist, canonical_titles
+from wikitop.rank.projects import Listing, project_blacklist
+from wikitop.rank.sql import render
+from wikitop.source.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.units import parse_size
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as csv
 
-from wikitop.gzipfile import MAX_LINE_BYTES, PIECE_SIZE, verified_pieces
+from wikitop.source.gzipfile import MAX_LINE_BYTES, PIECE_SIZE, verified_pieces
 
 FIELDS = ["domain_code", "page_title", "views_text", "response_size"]
 RAW_LINES_SCHEMA = pa.schema([(name, pa.string()) for name in FIELDS[:3]])

@@ -35,8 +35,8 @@ from urllib.parse import urlsplit
 
 from wikitop import __version__
 from wikitop.clock import SYSTEM_CLOCK, Clock
-from wikitop.fetch import FetchError, NotPublished, ProgressCallback
-from wikitop.gzipfile import CorruptDump, GzipSummary, StreamVerifier
+from wikitop.source.fetch import FetchError, NotPublished, ProgressCallback
+from wikitop.source.gzipfile import CorruptDump, GzipSummary, StreamVerifier
 
 if TYPE_CHECKING:
     import requests

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from wikitop.blacklist import Blacklist
+    from wikitop.rank.blacklist import Blacklist
 
 GROUPS = ("domain", "project")
 NAMESPACES = ("all", "main")

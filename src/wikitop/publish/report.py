@@ -26,8 +26,8 @@ from wikitop import __version__
 from wikitop.files import write_atomically
 from wikitop.hours import format_hour, totals_path
 from wikitop.model import HOUR_RULE, Period
-from wikitop.publish import FORMATS, ResultStore
-from wikitop.results import pick_rows
+from wikitop.publish.results import pick_rows
+from wikitop.publish.store import FORMATS, ResultStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -252,7 +252,7 @@ def render_report(
             built.append(item)
         rendered.append(Group(key, built, sum(row["views"] for row in rows), group_sizes[key]))
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("wikitop", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+        loader=jinja2.PackageLoader("wikitop.publish", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
     environment.filters["thousands"] = lambda number: f"{number:,}"

@@ -19,8 +19,7 @@ the marker PUT last. What a killed upload leaves behind (a data object without a
 marker, the parts of an unfinished multipart upload) is removed by the next
 successful publish of the same result.
 
-Arrow is imported by the functions that encode and decode results (see
-``wikitop.engines.__getattr__``).
+Arrow is imported by the functions that encode and decode results, when they run.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from wikitop.errors import WikitopError
 from wikitop.hours import format_hour
 from wikitop.model import Period
-from wikitop.publish import FORMATS, ResultStore
+from wikitop.publish.store import FORMATS, ResultStore
 
 if TYPE_CHECKING:
     import pyarrow as pa

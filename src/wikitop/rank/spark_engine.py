@@ -28,13 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import wikitop
-from wikitop.blacklist import Blacklist, canonical_titles
-from wikitop.engines.base import EngineResult, LineReport, ViewsOverflow, fold_line_stats
 from wikitop.files import temporary_path
-from wikitop.gzipfile import MAX_LINE_BYTES
 from wikitop.model import result_schema
-from wikitop.projects import Listing, project_blacklist
-from wikitop.sql import render
+from wikitop.rank.base import EngineResult, LineReport, ViewsOverflow, fold_line_stats
+from wikitop.rank.blacklist import Blacklist, canonical_titles
+from wikitop.rank.projects import Listing, project_blacklist
+from wikitop.rank.sql import render
+from wikitop.source.gzipfile import MAX_LINE_BYTES
 
 try:
     from pyspark import cloudpickle

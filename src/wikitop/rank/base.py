@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from wikitop.blacklist import Blacklist
 from wikitop.errors import WikitopError
-from wikitop.projects import Listing
+from wikitop.rank.blacklist import Blacklist
+from wikitop.rank.projects import Listing
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -3,7 +3,7 @@
 Hours appear late or never, so "not published (yet)" is told apart from failure;
 a file counts as fetched only once its length and gzip trailers check out, and the
 cache keeps a record of each verified file. The HTTP side (connection limits,
-retries, resuming, byte ranges) is ``wikitop.download``, imported only when a
+retries, resuming, byte ranges) is ``wikitop.source.download``, imported only when a
 source is a server.
 """
 
@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 from wikitop import locks
 from wikitop.errors import WikitopError
 from wikitop.files import write_atomically
-from wikitop.gzipfile import CorruptDump, GzipSummary, verify_gzip
 from wikitop.hours import dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
+from wikitop.source.gzipfile import CorruptDump, GzipSummary, verify_gzip
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class NotPublished(FetchError):
 
 
 class HttpClient(Protocol):
-    """What fetching asks of the HTTP client, ``wikitop.download.Fetcher``."""
+    """What fetching asks of the HTTP client, ``wikitop.source.download.Fetcher``."""
 
     max_connections: int
     policy: PollPolicy
@@ -155,7 +155,7 @@ class DumpStore:
     """
 
     def __init__(self, sources: Sequence[str], cache_dir: Path, fetcher: HttpClient | Callable[[], HttpClient]):
-        """``fetcher``: the HTTP client for servers (``wikitop.download.Fetcher``), or a
+        """``fetcher``: the HTTP client for servers (``wikitop.source.download.Fetcher``), or a
         function that makes it when first needed."""
         if not sources:
             raise ValueError("no source given")

@@ -2,7 +2,7 @@
 
 Its titles mix plain, percent-encoded and doubly percent-encoded spellings,
 while dump titles are decoded, so both sides are compared in canonical form.
-Arrow is imported by the functions that use it (see ``wikitop.engines.__getattr__``).
+Arrow is imported by the functions that use it (see ``wikitop.rank.__getattr__``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from wikitop.files import write_atomically
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from wikitop.download import Fetcher
+    from wikitop.source.download import Fetcher
 
 DEFAULT_BLACKLIST = "builtin:blacklist_domains_and_pages"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -227,7 +227,7 @@ def read_blacklist_bytes(location: str, fetcher: Callable[[], Fetcher] | None = 
     """The text of the built-in list, a local path, an http(s) URL (fetched with the client
     that ``fetcher`` gives, by default a new one) or any fsspec URL, decompressed if it is
     gzipped (whatever its name); BlacklistError if it cannot be read or has no entry."""
-    from wikitop.fetch import FetchError
+    from wikitop.source.fetch import FetchError
 
     try:
         raw = _read_location(location, fetcher)
@@ -247,7 +247,7 @@ def _read_location(location: str, fetcher: Callable[[], Fetcher] | None) -> byte
         name = location.removeprefix("builtin:")
         return resources.files("wikitop.data").joinpath(name).read_bytes()
     if location.startswith(("http://", "https://")):
-        from wikitop.download import Fetcher
+        from wikitop.source.download import Fetcher
 
         return (fetcher or Fetcher)().get_bytes(location)
     import fsspec
