@@ -6,7 +6,9 @@ Inputs (see CONTRIBUTING.md for how to get them):
                      extensions-core/{Scribunto,Gadgets}/*.namespaces.php
   --config DIR       a checkout of wikimedia/operations-mediawiki-config: dblists/, wmf-config/
                      core-Namespaces.php and InitialiseSettings.php
-  --main-pages FILE  wikimedia/apps-android-wikipedia's staticdata/MainPageNameData.kt
+  --main-pages FILE  wikimedia/apps-android-wikipedia's staticdata/MainPageNameData.kt; given
+                     several times (versions of several years), every title listed counts, as
+                     dumps of those years hold the main page of their time
 Each with its version (--mediawiki-version, --config-version, --main-pages-version), written in
 the headers. The same inputs give the same bytes.
 """
@@ -239,7 +241,7 @@ def expand_talk(pattern: str, meta: str) -> str:
     return title(re.sub(r"\{\{GRAMMAR:[^|]*\|([^}]*)\}\}", r"\1", pattern).replace("$1", meta))
 
 
-def build(mediawiki: Path, config: Path, main_pages_kt: Path, versions: dict[str, str]) -> dict[str, str]:
+def build(mediawiki: Path, config: Path, main_pages_kts: list[Path], versions: dict[str, str]) -> dict[str, str]:
     constants: dict = {}
     defines((mediawiki / "includes" / "Defines.php").read_text(encoding="utf-8"), constants)
     for path in EXTENSIONS:
@@ -251,8 +253,10 @@ def build(mediawiki: Path, config: Path, main_pages_kt: Path, versions: dict[str
     closed = set(dblist(config, "closed")) | set(dblist(config, "private")) | set(dblist(config, "deleted"))
     family_of = {wiki: family for family in FAMILIES for wiki in dblist(config, family)}
     wikis = sorted(set(dblist(config, "all")) - closed)
-    main_pages = dict(re.findall(r'^\s*"([^"]+)" to "((?:[^"\\]|\\.)*)"', main_pages_kt.read_text(encoding="utf-8"),
-                                 re.M))
+    main_pages: dict[str, set[str]] = {}
+    for path in main_pages_kts:
+        for code, text in re.findall(r'^\s*"([^"]+)" to "((?:[^"\\]|\\.)*)"', path.read_text(encoding="utf-8"), re.M):
+            main_pages.setdefault(code, set()).add(title(json.loads(f'"{text}"')))
     wiki_rows, ns_rows, page_rows = [], set(), []
     canonical = languages.names("en")
     used_languages = set()
@@ -287,7 +291,7 @@ def build(mediawiki: Path, config: Path, main_pages_kt: Path, versions: dict[str
         ns_rows |= {(wiki, ns, name) for ns, name in own if name}
         wiki_rows.append((wiki, host, language))
         if family == "wikipedia" and lang in main_pages:
-            page_rows.append((wiki, title(json.loads(f'"{main_pages[lang]}"')), "apps"))
+            page_rows += [(wiki, page, "apps") for page in sorted(main_pages[lang])]
         else:
             page_rows.append((wiki, title(languages.main_page(language)), "mediawiki-default"))
     for language in used_languages:
@@ -311,7 +315,7 @@ def build(mediawiki: Path, config: Path, main_pages_kt: Path, versions: dict[str
             "# namespace is MediaWiki's number: -1 Special, 0 articles.", sources,
             ("scope", "namespace", "name"), sorted(ns_rows, key=lambda row: (row[0], row[1], row[2]))),
         "main_pages.tsv": table(
-            "The main page of each wiki (spaces as _). source apps: the Wikipedia apps' list of every\n"
+            "The main page of each wiki (spaces as _; a wiki may have had several). source apps: the Wikipedia apps' list of every\n"
             "# Wikipedia's main page; mediawiki-default: MediaWiki's default title in the wiki's\n"
             "# language, which a wiki keeps unless it renamed its main page: a renamed sister project's\n"
             "# main page is unknown to these sources.", sources, ("wiki", "title", "source"), page_rows),
@@ -331,13 +335,13 @@ def main(argv=None) -> None:
     parser.add_argument("--mediawiki-version", required=True)
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--config-version", required=True)
-    parser.add_argument("--main-pages", type=Path, required=True)
-    parser.add_argument("--main-pages-version", required=True)
+    parser.add_argument("--main-pages", type=Path, action="append", required=True)
+    parser.add_argument("--main-pages-version", action="append", required=True)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "src" / "wikitop" / "data")
     args = parser.parse_args(argv)
     versions = {"Debian mediawiki package": args.mediawiki_version,
                 "wikimedia/operations-mediawiki-config": args.config_version,
-                "wikimedia/apps-android-wikipedia staticdata/MainPageNameData.kt": args.main_pages_version}
+                "wikimedia/apps-android-wikipedia staticdata/MainPageNameData.kt": " ".join(args.main_pages_version)}
     for name, text in build(args.mediawiki, args.config, args.main_pages, versions).items():
         (args.out / name).write_text(text, encoding="utf-8")
 

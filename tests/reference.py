@@ -221,7 +221,9 @@ def project_of(domain_code: str) -> tuple[str, bool]:
     """(project, mobile) of a domain code: label, optional .m/.zero, optional suffix."""
     if re.fullmatch(r"[^.]+\.m", domain_code):
         label = domain_code[:-2]
-        if label in _WIKIMEDIA_ORG or label.startswith("wikimania"):
+        projects = {project for _, project, _ in _data_table("wikis.tsv")}
+        chapter = f"{label}.wikimedia" in projects and f"{label}.wikipedia" not in projects
+        if label in _WIKIMEDIA_ORG or label.startswith("wikimania") or chapter:
             return f"{label}.wikimedia", False
         return f"{label}.wikipedia", True
     match = _CODE.match(domain_code)
@@ -244,26 +246,26 @@ def _data_table(name: str) -> list[list[str]]:
     return rows
 
 
+def _wiki(domain_code: str) -> tuple[str, str] | None:
+    project, _ = project_of(domain_code)
+    return next(((wiki, language) for wiki, listed, language in _data_table("wikis.tsv") if listed == project), None)
+
+
 @functools.cache
 def main_page_titles(domain_code: str) -> set[str]:
-    """Main_Page, and the wiki's own main page (else its language's Wikipedia's)."""
-    listed = dict(_data_table("main_pages.tsv"))
-    project, _ = project_of(domain_code)
-    language = project.split(".")[0]
-    own = listed.get(project, listed.get(language + ".wikipedia", "Main_Page"))
-    return {"Main_Page", own}
+    """Main_Page, and the wiki's own main page."""
+    wiki = _wiki(domain_code)
+    own = {title for name, title, _ in _data_table("main_pages.tsv") if wiki and name == wiki[0]}
+    return {"Main_Page"} | own
 
 
 @functools.cache
 def namespace_prefixes(domain_code: str, only_special: bool) -> set[str]:
-    project, _ = project_of(domain_code)
-    if "." in project:
-        language, family = project.split(".", 1)
-        scopes = {"*", family, language, project}
-    else:
-        scopes = {"*"}
-    return {name for scope, namespace, name in _data_table("namespaces.tsv")
-            if scope in scopes and (namespace == "Special" or not only_special)}
+    """The wiki's namespace names, lowercased (MediaWiki compares them case-insensitively)."""
+    wiki = _wiki(domain_code)
+    scopes = {"*"} | ({wiki[0], "lang:" + wiki[1]} if wiki else set())
+    return {name.lower() for scope, namespace, name in _data_table("namespaces.tsv")
+            if scope in scopes and (namespace == "-1" or not only_special)}
 
 
 def is_left_out(domain_code: str, title: str, exclude_noise=False, namespace="all", exclude=()) -> bool:
@@ -271,7 +273,7 @@ def is_left_out(domain_code: str, title: str, exclude_noise=False, namespace="al
     if exclude_noise and (title == "-" or title in main_page_titles(domain_code)):
         return True
     if prefix is not None and (exclude_noise or namespace == "main"):
-        if prefix in namespace_prefixes(domain_code, only_special=namespace != "main"):
+        if prefix.lower() in namespace_prefixes(domain_code, only_special=namespace != "main"):
             return True
     return any(fnmatch.fnmatchcase(title, pattern) for pattern in exclude)
 

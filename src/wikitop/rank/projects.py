@@ -4,7 +4,8 @@ A domain code names one wiki's desktop or mobile site (docs/data.md): its first 
 ``.m`` (or ``.zero``, until 2019-05) for mobile, then the project's suffix. ``--group project``
 sums a wiki's codes under its project name (``en`` and ``en.m`` as ``en.wikipedia``); the noise
 controls leave out the ``-`` title, main pages, special pages and other namespaces, by the
-names each wiki gives them (``src/wikitop/data/main_pages.tsv`` and ``namespaces.tsv``).
+names each wiki gives them (``src/wikitop/data/``: wikis.tsv, main_pages.tsv and namespaces.tsv,
+made by scripts/make_wiki_data.py); a namespace name matches case-insensitively, as in MediaWiki.
 
 The engines compute these per domain code of their input (a few thousand at most) here, in
 Python, and join them as small relations in the shared SQL: ``domain_projects(domain_code,
@@ -58,7 +59,7 @@ WIKIMEDIA_SITES = frozenset(
 # MediaWiki creates and most wikis keep, at least as a redirect to their own.
 UNKNOWN_TITLE = "-"
 DEFAULT_MAIN_PAGE = "Main_Page"
-SPECIAL = "Special"
+SPECIAL = -1  # MediaWiki's number of the Special namespace
 
 
 def project_of(domain_code: str) -> tuple[str, bool]:
@@ -80,7 +81,11 @@ def project_of(domain_code: str) -> tuple[str, bool]:
 
 
 def _is_wikimedia_site(label: str) -> bool:
-    return label in WIKIMEDIA_SITES or label.startswith("wikimania")
+    """Whether X.m is X.wikimedia.org's desktop code: a listed site, or a wiki there (a
+    chapter's, such as ge.wikimedia.org) where no Wikipedia has that label."""
+    listed = wikis()
+    return (label in WIKIMEDIA_SITES or label.startswith("wikimania")
+            or (f"{label}.wikimedia" in listed and f"{label}.wikipedia" not in listed))
 
 
 def _data_rows(name: str) -> list[list[str]]:
@@ -90,36 +95,47 @@ def _data_rows(name: str) -> list[list[str]]:
 
 
 @functools.cache
-def main_pages() -> dict[str, str]:
-    """Each listed project's main page (its MediaWiki:Mainpage), by project name."""
-    return {project: title for project, title in _data_rows("main_pages.tsv")}
+def wikis() -> dict[str, tuple[str, str]]:
+    """Each wiki's (database name, content language), by project name (``en.wikipedia``)."""
+    return {project: (wiki, language) for wiki, project, language in _data_rows("wikis.tsv")}
 
 
 @functools.cache
-def namespace_names() -> dict[str, list[tuple[str, str]]]:
-    """(namespace, name) pairs by scope: ``*`` (every wiki), a family (``wiktionary``), a
-    language (``de``: every wiki of that first label) or a project (``fr.wikipedia``)."""
-    names: dict[str, list[tuple[str, str]]] = {}
+def main_pages() -> dict[str, set[str]]:
+    """Each wiki's main pages (it may have renamed it), by database name."""
+    pages: dict[str, set[str]] = {}
+    for wiki, title, _source in _data_rows("main_pages.tsv"):
+        pages.setdefault(wiki, set()).add(title)
+    return pages
+
+
+@functools.cache
+def namespace_names() -> dict[str, list[tuple[int, str]]]:
+    """(namespace number, name) pairs by scope: ``*`` (every wiki), ``lang:CODE`` (the wikis
+    of a content language) or a wiki's database name."""
+    names: dict[str, list[tuple[int, str]]] = {}
     for scope, namespace, name in _data_rows("namespaces.tsv"):
-        names.setdefault(scope, []).append((namespace, name))
+        names.setdefault(scope, []).append((int(namespace), name))
     return names
 
 
-def main_page(domain_code: str) -> str:
-    """The main page of a domain code's wiki: as listed, else that of the Wikipedia in its
-    language (a sister wiki's MediaWiki:Mainpage defaults to its language's), else Main_Page."""
-    project, _ = project_of(domain_code)
-    language = project.partition(".")[0]
-    pages = main_pages()
-    return pages.get(project) or pages.get(f"{language}.wikipedia") or DEFAULT_MAIN_PAGE
+def wiki_of(domain_code: str) -> tuple[str, str] | None:
+    """The (database name, content language) of a domain code's wiki, None if not listed."""
+    return wikis().get(project_of(domain_code)[0])
 
 
-def wiki_namespaces(domain_code: str) -> set[tuple[str, str]]:
-    """The (namespace, name) pairs known for the wiki of a domain code."""
-    project, _ = project_of(domain_code)
-    language, _, family = project.partition(".")
+def main_page_titles(domain_code: str) -> set[str]:
+    """The main pages of a domain code's wiki (main_pages.tsv), and Main_Page."""
+    wiki = wiki_of(domain_code)
+    return {DEFAULT_MAIN_PAGE} | (main_pages().get(wiki[0], set()) if wiki else set())
+
+
+def wiki_namespaces(domain_code: str) -> set[tuple[int, str]]:
+    """The (namespace number, name) pairs of the wiki of a domain code: MediaWiki's canonical
+    names, those of its content language and its own; canonical names only for a wiki not listed."""
+    wiki = wiki_of(domain_code)
     names = namespace_names()
-    scopes = ("*", family, language, project) if family else ("*",)
+    scopes = ("*", f"lang:{wiki[1]}", wiki[0]) if wiki else ("*",)
     return {pair for scope in scopes for pair in names.get(scope, ())}
 
 
@@ -179,7 +195,7 @@ class Listing:
         prefixes: list[tuple[str, str]] = []
         for code in codes:
             if self.exclude_noise:
-                titles += [(code, title) for title in sorted({UNKNOWN_TITLE, DEFAULT_MAIN_PAGE, main_page(code)})]
+                titles += [(code, title) for title in sorted({UNKNOWN_TITLE} | main_page_titles(code))]
             if self.exclude_noise or self.namespace == "main":
                 every = self.namespace == "main"
                 names = {name for namespace, name in wiki_namespaces(code) if every or namespace == SPECIAL}

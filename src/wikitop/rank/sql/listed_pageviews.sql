@@ -9,7 +9,9 @@
 --        excluded_titles(domain_code, page_title): the titles left out (the '-' title,
 --        main pages);
 --        excluded_prefixes(domain_code, prefix): the namespace names whose pages are left
---        out; a title is in a namespace when its text before the first ':' is one.
+--        out; a title is in a namespace when its text before the first ':' is one, in any
+--        case (MediaWiki compares namespace names case-insensitively): both sides are put
+--        through the engine's own lower(), so that each engine compares them alike.
 -- Params ${excluded_patterns}: a condition on p.page_title, true where an --exclude glob
 --        matches the whole title.
 -- Output (domain_code, page_title, views, mobile_views).
@@ -29,7 +31,8 @@ LEFT JOIN excluded_titles AS e
  AND e.page_title = p.page_title
 LEFT JOIN excluded_prefixes AS x
   ON x.domain_code = p.domain_code
- AND x.prefix = CASE WHEN instr(p.page_title, ':') > 1 THEN substring(p.page_title, 1, instr(p.page_title, ':') - 1) END
+ AND lower(x.prefix) = CASE WHEN instr(p.page_title, ':') > 1
+                           THEN lower(substring(p.page_title, 1, instr(p.page_title, ':') - 1)) END
 WHERE e.page_title IS NULL
   AND x.prefix IS NULL
   AND NOT (${excluded_patterns})
