@@ -315,10 +315,11 @@ def build(mediawiki: Path, config: Path, main_pages_kts: list[Path], versions: d
             "# namespace is MediaWiki's number: -1 Special, 0 articles.", sources,
             ("scope", "namespace", "name"), sorted(ns_rows, key=lambda row: (row[0], row[1], row[2]))),
         "main_pages.tsv": table(
-            "The main page of each wiki (spaces as _; a wiki may have had several). source apps: the Wikipedia apps' list of every\n"
-            "# Wikipedia's main page; mediawiki-default: MediaWiki's default title in the wiki's\n"
-            "# language, which a wiki keeps unless it renamed its main page: a renamed sister project's\n"
-            "# main page is unknown to these sources.", sources, ("wiki", "title", "source"), page_rows),
+            "The main page of each wiki (spaces as _; a wiki may have had several). source apps: the\n"
+            "# Wikipedia apps' list of every Wikipedia's main page; mediawiki-default: MediaWiki's\n"
+            "# default title in the wiki's language, which a wiki keeps unless it renamed its main\n"
+            "# page: a renamed sister project's main page is unknown to these sources.",
+            sources, ("wiki", "title", "source"), page_rows),
     }
 
 

@@ -120,7 +120,8 @@ def test_real_hour_noise_is_gone(engine, real_hour):
     for project, title, views, share, rank in rows(table):
         by_project.setdefault(project, []).append((title, views, share))
     # A sister project's renamed main page (ar.wikinews') is unknown to the sources: Wikipedias only.
-    titles = {title for project, listed in by_project.items() if project.endswith(".wikipedia") for title, _, _ in listed}
+    titles = {title for project, listed in by_project.items() if project.endswith(".wikipedia")
+              for title, _, _ in listed}
     assert not {"-", "Main_Page", "الصفحة_الرئيسية", "Tuisblad", "Special:Search", "خاص:بحث"} & titles
     assert "ar.m" not in by_project and by_project["ar.wikipedia"][0] == ("رأس_السنة_الميلادية", 1407, 1304 / 1407)
 

@@ -241,3 +241,13 @@ def test_cli_publishes_the_same_bytes_with_spark(cli, mirror, spark_era_hour, tm
     assert spark_marker["engine"] == "spark"
     for key in ("file", "lines", "pages", "rows", "blacklist"):
         assert spark_marker[key] == duckdb_marker[key], key
+
+
+@pytest.mark.parametrize("listing", [Listing(exclude_noise=True), Listing(namespace="main", group="project")])
+def test_namespace_case_rules_give_the_same_bytes(spark_engine, tmp_path, listing):
+    """Cyrillic, Greek (final sigma) and Turkish dotted I namespace prefixes, lowered by each engine."""
+    from test_listing import namespace_dump
+
+    dump = namespace_dump(tmp_path / "namespaces.txt")
+    expected = DuckDBEngine().process_hour(dump, empty_blacklist(), 1000, "row", listing=listing)
+    assert_same_answers(expected, spark_engine.process_hour(dump, empty_blacklist(), 1000, "row", listing=listing))
