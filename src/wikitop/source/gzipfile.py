@@ -26,6 +26,9 @@ PIECE_SIZE = 8 << 20
 # is a bad line (line_too_long), of which only the first MAX_LINE_BYTES + 1 bytes are kept,
 # so that a line of gigabytes costs no more memory than a piece.
 MAX_LINE_BYTES = 1 << 20
+# The most text a verifier decompresses at once, so that its memory does not grow with the
+# compression ratio (a megabyte of one repeated byte inflates to a gigabyte).
+VERIFY_TEXT_BYTES = 1 << 20
 
 
 class CorruptDump(WikitopError):
@@ -94,15 +97,22 @@ class GzipChecker:
             self._ends_with_newline = text.endswith(b"\n")
 
     def feed(self, data: bytes) -> None:
-        while data:
+        pending = bool(data)
+        while pending:
             self._seen_data = True
             if self._inflater.eof:
                 self._inflater = isal_zlib.decompressobj(wbits=31)
             try:
-                self._count(self._inflater.decompress(data))
+                text = self._inflater.decompress(data, VERIFY_TEXT_BYTES)
             except isal_zlib.error as error:
                 raise CorruptDump(f"corrupt gzip data ({error})") from None
-            data = self._inflater.unused_data if self._inflater.eof else b""
+            self._count(text)
+            if self._inflater.eof:
+                data = self._inflater.unused_data
+                pending = bool(data)
+            else:  # input left over, or output held back by the bound
+                data = self._inflater.unconsumed_tail
+                pending = bool(data) or len(text) == VERIFY_TEXT_BYTES
 
     def finish(self, name: str) -> None:
         if not self._seen_data:
