@@ -456,3 +456,19 @@ def test_verifying_costs_no_more_memory_however_well_the_dump_compresses(tmp_pat
     report = json.loads(done.stdout)
     assert report["lines"] == [2, 2]
     assert report["growth_mb"] < 48, report["growth_mb"]
+
+
+@pytest.mark.parametrize("content", [b"en Foo 1 0\nen Bar 2 0\n", b"<html>", b"x"])
+def test_a_file_that_is_not_gzip_at_all_is_said_to_be_so(tmp_path, content):
+    """Read in place from a mirror (verified_pieces), checked as downloaded (GzipChecker fed a
+    byte at a time) or as cached (verify_gzip): "not a gzip file", not a decompressor's words."""
+    from wikitop.source.gzipfile import verified_pieces
+
+    path = tmp_path / "pageviews-20200122-030000.gz"
+    path.write_bytes(content)
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        list(verified_pieces(path))
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        verify_gzip(path)
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        check(content, chunk=1)

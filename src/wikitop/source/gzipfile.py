@@ -35,6 +35,15 @@ class CorruptDump(WikitopError):
     """The bytes are not a complete gzip file."""
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_gzip_start(start: bytes, name: str) -> None:
+    """CorruptDump saying the file is not gzip at all, when its first bytes are not gzip's."""
+    if start and not GZIP_MAGIC.startswith(start[:2]):
+        raise CorruptDump(f"{name} is not a gzip file (it starts with {start[:16]!r})")
+
+
 @dataclass(frozen=True)
 class GzipSummary:
     """What verifying a gzip file found: its size, lines and the SHA-256 of its bytes."""
@@ -84,6 +93,7 @@ class GzipChecker:
     def __init__(self) -> None:
         self._inflater = isal_zlib.decompressobj(wbits=31)
         self._seen_data = False
+        self._start = b""  # the file's first bytes, until there are enough to tell gzip
         self._newlines = 0
         self._ends_with_newline = True
 
@@ -97,6 +107,9 @@ class GzipChecker:
             self._ends_with_newline = text.endswith(b"\n")
 
     def feed(self, data: bytes) -> None:
+        if len(self._start) < len(GZIP_MAGIC):
+            self._start += data[: len(GZIP_MAGIC) - len(self._start)]
+            check_gzip_start(self._start, "the file")
         pending = bool(data)
         while pending:
             self._seen_data = True
@@ -139,6 +152,9 @@ def verified_pieces(
     path = Path(path)
     if path.suffix == ".gz" and path.stat().st_size == 0:
         raise CorruptDump(f"{path.name} is empty")
+    if path.suffix == ".gz":
+        with open(path, "rb") as start:
+            check_gzip_start(start.read(16), path.name)
     opener = igzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as source:
