@@ -217,3 +217,11 @@ def test_domain_codes_must_look_like_domain_codes(line, valid):
     from wikitop.rank.blacklist import _entry
 
     assert isinstance(_entry(line), tuple) is valid
+
+
+def test_the_test_data_readme_names_files_that_exist():
+    readme = Path(__file__).parent / "data" / "README.md"
+    named = re.findall(r"^\| `([^`]+)` \|", readme.read_text(), re.MULTILINE)
+    assert len(named) == 2
+    for name in named:
+        assert (readme.parent / name).is_file(), name
