@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import random
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -179,3 +180,48 @@ def test_the_cli_refuses_an_unusable_blacklist_before_any_download(cli, tmp_path
             ]
         assert server.requests == []
     assert not out.exists()
+
+
+NOT_FOUND_PAGE = b"""<!DOCTYPE html>
+<html><head><title>404 Not Found</title></head>
+<body>
+<h1>Not Found</h1>
+<p>The requested URL was not found on this server.</p>
+</body></html>
+"""
+
+
+@pytest.mark.parametrize("name", ["program", "not_found.html"])
+def test_what_is_not_a_list_of_pairs_is_refused_in_one_line(cli, tmp_path, real_hour, name):
+    """A program (/bin/ls: its printable runs look like 'code title' lines) and an HTML error
+    page, each with a line or more that the old check took for a pair."""
+    path = tmp_path / name
+    path.write_bytes(Path("/bin/ls").read_bytes() if name == "program" else NOT_FOUND_PAGE)
+    refusal = r"the blacklist \S+ (is not a list of 'domain_code page_title' lines: only \d+ of|has no valid)"
+    with pytest.raises(BlacklistError, match=refusal):
+        read_blacklist_bytes(str(path))
+    site = Mirror(tmp_path / "site")
+    site.add(HOUR, real_hour)
+    result = cli("hour", "2020-01-22T02", "--source", site.root, "--out", tmp_path / "out", "--blacklist", path)
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert re.match(f"wikitop: error: {refusal}", line), line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("line", "valid"), [
+    (b"en Foo", True), (b"en.m Foo", True), (b"zh-min-nan Foo", True), (b"commons.m.m Foo", True),
+    (b"<p>The requested", False), (b"EN Foo", False), (b"en. Foo", False), (b"-en Foo", False), (b"a_b Foo", False),
+])
+def test_domain_codes_must_look_like_domain_codes(line, valid):
+    from wikitop.rank.blacklist import _entry
+
+    assert isinstance(_entry(line), tuple) is valid
+
+
+def test_the_test_data_readme_names_files_that_exist():
+    readme = Path(__file__).parent / "data" / "README.md"
+    named = re.findall(r"^\| `([^`]+)` \|", readme.read_text(), re.MULTILINE)
+    assert len(named) == 2
+    for name in named:
+        assert (readme.parent / name).is_file(), name

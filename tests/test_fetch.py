@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -414,3 +417,58 @@ def test_the_http_client_is_imported_only_when_a_server_is_asked():
         "assert not {'requests', 'urllib3'} & set(sys.modules), sorted({'requests', 'urllib3'} & set(sys.modules))"
     )
     subprocess.run([sys.executable, "-c", check], check=True)
+
+
+def test_verifying_costs_no_more_memory_however_well_the_dump_compresses(tmp_path):
+    """A 512 MB line in a gzip of under a megabyte, verified as the cache does (record missing:
+    check_cached, as cache list --verify) and as a download does (chunks fed as they arrive):
+    memory grows by a few megabytes, not by the compression ratio."""
+    path = tmp_path / "pageviews-20200122-030000.gz"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with path.open("wb") as file:
+        file.write(compressor.compress(b"en "))
+        for _ in range(512):
+            file.write(compressor.compress(b"x" * (1 << 20)))
+        file.write(compressor.compress(b" 2 0\nen After 3 0\n") + compressor.flush())
+    assert path.stat().st_size < 1 << 20
+    script = textwrap.dedent("""
+        import json, sys
+        from pathlib import Path
+        from wikitop.source.fetch import check_cached
+        from wikitop.source.gzipfile import StreamVerifier
+
+        def memory_mb(field):  # this process's alone: getrusage's peak includes its parent's at exec
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) / 1024 for line in status if line.startswith(field))
+
+        path = Path(sys.argv[1])
+        data = path.read_bytes()
+        before = memory_mb("VmRSS:")
+        cached = check_cached(path)
+        streamed = StreamVerifier()
+        for start in range(0, len(data), 1 << 20):
+            streamed.feed(data[start : start + (1 << 20)])
+        summary = streamed.finish(path.name)
+        print(json.dumps({"growth_mb": memory_mb("VmHWM:") - before, "lines": [cached.lines, summary.lines]}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["lines"] == [2, 2]
+    assert report["growth_mb"] < 48, report["growth_mb"]
+
+
+@pytest.mark.parametrize("content", [b"en Foo 1 0\nen Bar 2 0\n", b"<html>", b"x"])
+def test_a_file_that_is_not_gzip_at_all_is_said_to_be_so(tmp_path, content):
+    """Read in place from a mirror (verified_pieces), checked as downloaded (GzipChecker fed a
+    byte at a time) or as cached (verify_gzip): "not a gzip file", not a decompressor's words."""
+    from wikitop.source.gzipfile import verified_pieces
+
+    path = tmp_path / "pageviews-20200122-030000.gz"
+    path.write_bytes(content)
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        list(verified_pieces(path))
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        verify_gzip(path)
+    with pytest.raises(CorruptDump, match="is not a gzip file"):
+        check(content, chunk=1)

@@ -107,3 +107,13 @@ def test_ranges_include_both_ends_and_refuse_reversed_ones():
     assert [h.hour for h in hours] == [22, 23, 0, 1]
     with pytest.raises(HourError):
         list(hours_between(utc(2020, 1, 2), utc(2020, 1, 1)))
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("2020-01-22T02:00.5", "2020-01-22T02:00:00.500000"),
+    ("2020-01-22T02:00:00.25", "2020-01-22T02:00:00.250000"),
+    ("2020-01-22T02:30", "2020-01-22T02:30:00"),
+])
+def test_an_hour_with_minutes_seconds_or_fractions_is_echoed_as_read(text, shown):
+    with pytest.raises(HourError, match=rf"it is {re.escape(shown)} UTC, minutes, seconds and their fractions"):
+        parse_hour(text)

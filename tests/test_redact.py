@@ -10,7 +10,7 @@ import pytest
 
 from conftest import HOUR, Mirror, wikitop_env
 from dumpserver import DumpServer, Fault
-from wikitop.hours import dump_relative_path
+from wikitop.hours import ONE_HOUR, dump_relative_path
 from wikitop.redact import redact, secrets_in_url
 
 PASSWORD = "pa55-w0rd-xyz"
@@ -79,3 +79,68 @@ def test_no_secret_of_a_source_or_blacklist_url_shows_anywhere(cli, tmp_path, re
     assert any(path.name.endswith(".gz.json") for path in written)  # the cache's record of the download
     for path in written:
         assert_no_secret(path.read_bytes().decode("utf-8", "replace"))
+
+
+def run_on_a_terminal(*args, env: dict) -> tuple[int, str, str]:
+    """The CLI with its stdout on a pseudo-terminal (rich tables, as a user sees them), wide
+    enough that no URL is folded across lines; returns the exit code, stdout and stderr."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "wikitop", *map(str, args)], stdout=secondary,
+                               stderr=subprocess.PIPE, env={**env, "TERM": "xterm", "COLUMNS": "500"})
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 1 << 16)
+        except OSError:  # the terminal's other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    stderr = process.stderr.read().decode()
+    return process.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace"), stderr
+
+
+def test_no_secret_shows_in_the_summaries_of_a_range_or_window(cli, tmp_path, real_hour):
+    """Every printer of outcomes: the summary tables (plain and on a terminal) of range and
+    window, their -v log lines, ls --json and the markers, with one hour failed and one missing."""
+    site = Mirror(tmp_path / "site")
+    site.add(HOUR, real_hour)
+    site.add(HOUR + ONE_HOUR, real_hour)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    env = wikitop_env(WIKITOP_CACHE_DIR=str(cache), COLUMNS="500")  # no URL folded across lines
+    with DumpServer(site.root) as server:
+        source = server.url.replace("http://", f"http://alice:{PASSWORD}@") + f"/?token={TOKEN}"
+        server.add_faults(dump_relative_path(HOUR + ONE_HOUR), Fault.status(500, count=100))
+        args = ("--source", source, "--out", out, "-v", *FAST)
+        span = ("2020-01-22T02", "2020-01-22T04")
+        runs = [cli("range", *span, *args, env=env), cli("window", *span, "--allow-incomplete", *args, env=env)]
+        terminal = [run_on_a_terminal(command, *span, *args, "--force", env=env) for command in ("range", "window")]
+    listing = cli("ls", "--json", "--out", out, env=env)
+    for run in runs:
+        assert run.returncode == 1 and "HTTP 500" in run.stdout and "not published" in run.stdout
+        assert "***@" in run.stdout and "token=***" in run.stdout
+        assert_no_secret(run.stdout, run.stderr)
+    for code, stdout, stderr in terminal:
+        assert code == 1 and "HTTP 500" in stdout and "***@" in stdout, stdout
+        assert_no_secret(stdout, stderr)
+    assert listing.returncode == 0
+    assert_no_secret(listing.stdout, listing.stderr)
+    for path in files_under(out):
+        assert_no_secret(path.read_bytes().decode("utf-8", "replace"))
+
+
+def test_a_wikitop_error_shows_no_secret_however_it_is_printed():
+    from wikitop.errors import WikitopError
+    from wikitop.model import Period
+    from wikitop.pipeline import Outcome, Status
+
+    error = WikitopError(f"http://alice:{PASSWORD}@host/x.gz?token={TOKEN} failed")
+    outcome = Outcome(Period.hour(HOUR), Status.FAILED, f"{ValueError(f'http://a:{PASSWORD}@h/?token={TOKEN}')}")
+    assert_no_secret(str(error), f"{error}", outcome.message, repr(outcome))

@@ -350,3 +350,12 @@ def test_expected_csv_rows_sums_hours_and_applies_blacklist(tmp_path):
     written = io.StringIO()
     csv.writer(written).writerows(single)
     assert list(csv.reader(io.StringIO(written.getvalue()))) == single
+
+
+def test_a_missing_blacklist_is_bad_usage_not_a_traceback(tmp_path):
+    missing = tmp_path / "MISSING"
+    done = subprocess.run([sys.executable, "-m", "wikitop.synthetic", str(tmp_path / "out.gz"), "--lines", "10000",
+                           "--blacklist", str(missing)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and f"--blacklist {missing}: no such file" in done.stderr
+    assert not (tmp_path / "out.gz").exists()

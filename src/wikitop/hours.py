@@ -52,8 +52,8 @@ def parse_hour(text: str) -> datetime:
     moment = local.replace(tzinfo=local.tzinfo or UTC).astimezone(UTC)
     if moment.minute or moment.second or moment.microsecond:
         raise HourError(
-            f"{text!r} is not the start of an hour: it is {moment:%Y-%m-%dT%H:%M:%S} UTC, "
-            "minutes and seconds must be 0 in UTC"
+            f"{text!r} is not the start of an hour: it is {moment.replace(tzinfo=None).isoformat()} UTC, "
+            "minutes, seconds and their fractions must be 0 in UTC"
         )
     return moment
 

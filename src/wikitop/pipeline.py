@@ -43,13 +43,13 @@ def outcome_of_failures(period: Period):
     try:
         yield failure
     except NotPublished as error:
-        failure.outcome = Outcome(period, Status.MISSING, redact(str(error)), error=error)
+        failure.outcome = Outcome(period, Status.MISSING, str(error), error=error)
     except (FetchError, HourError, BadInput, PublishError, BlacklistError) as error:
-        failure.outcome = Outcome(period, Status.FAILED, redact(str(error)), error=error)
+        failure.outcome = Outcome(period, Status.FAILED, str(error), error=error)
     except Exception as error:  # an engine's own error (corrupt data, out of memory)
         log.debug("unexpected error", exc_info=True)
         message = f"{type(error).__name__}: {' '.join(str(error).split())}"
-        failure.outcome = Outcome(period, Status.FAILED, redact(message), error=error)
+        failure.outcome = Outcome(period, Status.FAILED, message, error=error)
 
 
 class Status(str, Enum):
@@ -68,6 +68,10 @@ class Outcome:
     metadata: dict = field(default_factory=dict)
     # What made a result missing or failed, for callers that raise it again.
     error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Where an outcome becomes text: every printer (summary tables, JSON, logs) gets it masked.
+        self.message = redact(self.message)
 
     @property
     def ok(self) -> bool:

@@ -647,6 +647,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.lines < MIN_LINES:
         parser.error(f"--lines must be at least {MIN_LINES}")
+    if args.blacklist is not None and not args.blacklist.is_file():
+        parser.error(f"--blacklist {args.blacklist}: no such file")
     stats = generate_hour(
         args.output,
         lines=args.lines,

@@ -156,7 +156,10 @@ def _pairs_table(pairs: set[tuple[str, str]]) -> pa.Table:
     return pa.table(columns, names=list(BLACKLIST_COLUMNS))
 
 
-_DOMAIN_CODE = re.compile(r"[!-~]+")
+# Lowercase labels of letters and digits joined by dots or hyphens: en, en.m, zh-min-nan, commons.m.
+_DOMAIN_CODE = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
+# A list where fewer lines than this share are valid pairs is something else (a program, an HTML page).
+MIN_VALID_SHARE = 0.5
 
 
 def _lines(raw: bytes) -> list[bytes]:
@@ -181,12 +184,18 @@ def _entry(raw_line: bytes) -> tuple[str, str] | str:
 
 
 def check_has_entries(raw: bytes, source: str) -> None:
-    """Refuse a list without a single usable line (binary junk, an empty file): with it,
-    a run would rank every page while claiming to apply a blacklist."""
+    """Refuse what is not a list of pairs (an empty file, a program, an HTML error page):
+    with it, a run would rank nearly every page while claiming to apply a blacklist."""
     lines = _lines(raw)
-    if not any(isinstance(_entry(line), tuple) for line in lines):
+    valid = sum(isinstance(_entry(line), tuple) for line in lines)
+    if not valid:
         raise BlacklistError(
             f"the blacklist {source} has no valid 'domain_code page_title' line among {len(lines)} lines"
+        )
+    if valid < MIN_VALID_SHARE * len(lines):
+        raise BlacklistError(
+            f"the blacklist {source} is not a list of 'domain_code page_title' lines: only {valid} of its "
+            f"{len(lines)} lines are (domain codes are lowercase labels such as en or en.m)"
         )
 
 

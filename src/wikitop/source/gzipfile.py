@@ -26,10 +26,22 @@ PIECE_SIZE = 8 << 20
 # is a bad line (line_too_long), of which only the first MAX_LINE_BYTES + 1 bytes are kept,
 # so that a line of gigabytes costs no more memory than a piece.
 MAX_LINE_BYTES = 1 << 20
+# The most text a verifier decompresses at once, so that its memory does not grow with the
+# compression ratio (a megabyte of one repeated byte inflates to a gigabyte).
+VERIFY_TEXT_BYTES = 1 << 20
 
 
 class CorruptDump(WikitopError):
     """The bytes are not a complete gzip file."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def check_gzip_start(start: bytes, name: str) -> None:
+    """CorruptDump saying the file is not gzip at all, when its first bytes are not gzip's."""
+    if start and not GZIP_MAGIC.startswith(start[:2]):
+        raise CorruptDump(f"{name} is not a gzip file (it starts with {start[:16]!r})")
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ class GzipChecker:
     def __init__(self) -> None:
         self._inflater = isal_zlib.decompressobj(wbits=31)
         self._seen_data = False
+        self._start = b""  # the file's first bytes, until there are enough to tell gzip
         self._newlines = 0
         self._ends_with_newline = True
 
@@ -94,15 +107,25 @@ class GzipChecker:
             self._ends_with_newline = text.endswith(b"\n")
 
     def feed(self, data: bytes) -> None:
-        while data:
+        if len(self._start) < len(GZIP_MAGIC):
+            self._start += data[: len(GZIP_MAGIC) - len(self._start)]
+            check_gzip_start(self._start, "the file")
+        pending = bool(data)
+        while pending:
             self._seen_data = True
             if self._inflater.eof:
                 self._inflater = isal_zlib.decompressobj(wbits=31)
             try:
-                self._count(self._inflater.decompress(data))
+                text = self._inflater.decompress(data, VERIFY_TEXT_BYTES)
             except isal_zlib.error as error:
                 raise CorruptDump(f"corrupt gzip data ({error})") from None
-            data = self._inflater.unused_data if self._inflater.eof else b""
+            self._count(text)
+            if self._inflater.eof:
+                data = self._inflater.unused_data
+                pending = bool(data)
+            else:  # input left over, or output held back by the bound
+                data = self._inflater.unconsumed_tail
+                pending = bool(data) or len(text) == VERIFY_TEXT_BYTES
 
     def finish(self, name: str) -> None:
         if not self._seen_data:
@@ -129,6 +152,9 @@ def verified_pieces(
     path = Path(path)
     if path.suffix == ".gz" and path.stat().st_size == 0:
         raise CorruptDump(f"{path.name} is empty")
+    if path.suffix == ".gz":
+        with open(path, "rb") as start:
+            check_gzip_start(start.read(16), path.name)
     opener = igzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as source:
