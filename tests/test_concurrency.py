@@ -141,12 +141,14 @@ def test_a_second_run_waits_for_the_first_and_reuses_its_dump(server, tmp_path):
 def test_prune_deletes_temporary_files_left_by_dead_runs_after_a_day(tmp_path):
     cache = tmp_path / "cache"
     dumps = cache / "pageviews" / Path(FILE).parent
-    totals = cache / "totals" / "2020" / "2020-01"
+    day = cache / "lake" / "pageviews" / "year=2020" / "month=01" / "day=22"
     dumps.mkdir(parents=True)
-    totals.mkdir(parents=True)
+    for hour in ("hour=02", "hour=03"):
+        (day / hour).mkdir(parents=True)
+    # A lake hour without its manifest: a write killed midway.
     old = [dumps / "pageviews-20200122-030000.gz.part", dumps / "pageviews-20200122-040000.gz.part-0-9-of-20",
-           totals / ".totals-20200122-02.parquet.4242.tmp"]
-    recent = [dumps / "pageviews-20200122-050000.gz.part", totals / ".totals-20200122-03.parquet.4243.tmp"]
+           day / "hour=02" / ".part-0123.parquet.4242.tmp"]
+    recent = [dumps / "pageviews-20200122-050000.gz.part", day / "hour=03" / ".part-4567.parquet.4243.tmp"]
     for path in old + recent:
         path.write_bytes(b"x")
     two_days_ago = time.time() - 2 * DAY_SECONDS

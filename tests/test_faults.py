@@ -662,7 +662,7 @@ def test_cache_list_and_prune(cli, server, tmp_path):
     pruned = cli("cache", "prune", "--cache-dir", cache, "--max-size", "0", "--kind", "dumps")
     assert pruned.returncode == 0 and pruned.stdout.count("deleted") == 2
     assert not [path for path in (cache / "pageviews").rglob("*.gz*") if not path.name.endswith(".lock")]
-    assert len(list((cache / "totals").rglob("*.parquet"))) == 1
+    assert len(list((cache / "lake").rglob("*.parquet"))) == 1
     assert cli("cache", "--cache-dir", cache, "prune", "--older-than", "0s").returncode == 0
     assert not list(cache.rglob("*.parquet"))
     assert cli("cache", "--cache-dir", cache, "prune").returncode == 2

@@ -373,19 +373,21 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
     unrecorded.write_bytes(dump.read_bytes())
     dump.with_name("pageviews-20200122-050000.gz.part").write_bytes(b"\x1f")
     dump.with_name("pageviews-20200122-060000.gz.part-0-99-of-300").write_bytes(b"\x1f")
-    totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
-    totals.parent.mkdir(parents=True)
-    totals.write_bytes(b"PAR1")
-    totals.with_name(".totals-20200122-03.parquet.1234.tmp").write_bytes(b"PAR")
-    totals.with_name("totals-20200122-02.parquet.lock").touch()
+    day = tmp_path / "lake" / "pageviews" / "year=2020" / "month=01" / "day=22"
+    for hour in ("hour=02", "hour=03"):
+        (day / hour).mkdir(parents=True)
+    (day / "hour=02" / "part-0123.parquet").write_bytes(b"PAR1")
+    (day / "hour=02" / "_SUCCESS").write_text('{"file": "part-0123.parquet"}')
+    (day / "hour=02" / "_SUCCESS.lock").touch()
+    (day / "hour=03" / ".part-4567.parquet.1234.tmp").write_bytes(b"PAR")
     found = {(e.kind, e.hour.hour, e.state, e.target.name) for e in scan(tmp_path)}
     assert found == {
         ("dumps", 2, "verified", "pageviews-20200122-030000.gz"),
         ("dumps", 3, "unverified", "pageviews-20200122-040000.gz"),
         ("dumps", 4, "partial", "pageviews-20200122-050000.gz"),
         ("dumps", 5, "partial", "pageviews-20200122-060000.gz"),
-        ("totals", 2, "kept", "totals-20200122-02.parquet"),
-        ("totals", 3, "temporary", "totals-20200122-03.parquet"),
+        ("totals", 2, "kept", "_SUCCESS"),
+        ("totals", 3, "temporary", "_SUCCESS"),
     }
     assert {e.kind for e in scan(tmp_path, ["totals"])} == {"totals"}
 
@@ -393,18 +395,20 @@ def test_scan_tells_kinds_hours_and_states(tmp_path):
 def test_pruning_a_cache_deletes_what_it_selects_and_tells_what_is_left(tmp_path):
     dump = cached_dump(tmp_path)
     write_record(dump, "x", verify_gzip(dump))
-    totals = tmp_path / "totals" / "2020" / "2020-01" / "totals-20200122-02.parquet"
-    totals.parent.mkdir(parents=True)
-    totals.write_bytes(b"PAR1" * 500)
+    totals = tmp_path / "lake" / "pageviews" / "year=2020" / "month=01" / "day=22" / "hour=02"
+    totals.mkdir(parents=True)
+    (totals / "part-0123.parquet").write_bytes(b"PAR1" * 500)
     day_ago = time.time() - 86400
-    os.utime(totals, (day_ago, day_ago))
+    os.utime(totals / "part-0123.parquet", (day_ago, day_ago))
     assert describe(scan(tmp_path)) == f"1 dumps ({dump.stat().st_size + sidecar_path(dump).stat().st_size} B), " \
         "1 totals (2.0 kB)"
     dry = prune_cache(tmp_path, older_than=3600, dry_run=True)
     assert [e.path for e in dry.deleted] == [totals] and totals.exists() and [e.path for e in dry.kept] == [dump]
     pruned = prune_cache(tmp_path, ["dumps", "totals"], max_size=0)
     assert [e.path for e in pruned.deleted] == [totals, dump] and pruned.in_use == [] and pruned.kept == []
-    assert not totals.exists() and not dump.exists() and not sidecar_path(dump).exists()
+    # A lake hour's folder keeps only its lock file (wikitop.locks).
+    assert [p.name for p in totals.iterdir()] == ["_SUCCESS.lock"]
+    assert not dump.exists() and not sidecar_path(dump).exists()
     dump.parent.mkdir(parents=True, exist_ok=True)
     dump.write_bytes(b"\x1f")
     assert describe(scan(tmp_path)) == "1 dumps (1 B, 1 not verified), 0 totals (0 B)"

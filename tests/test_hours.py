@@ -14,8 +14,6 @@ from wikitop.hours import (
     parse_dump_file_name,
     parse_hour,
     parse_totals_file_name,
-    totals_file_name,
-    totals_path,
 )
 
 
@@ -81,8 +79,7 @@ def test_file_names_read_back_as_the_hour_they_were_named_after(tmp_path):
     for hour in (utc(2020, 1, 22, 2), utc(2020, 1, 31, 23), utc(2019, 12, 31, 23)):
         assert parse_dump_file_name(dump_file_name(hour)) == (hour, "")
         assert parse_dump_file_name(dump_file_name(hour) + ".part-0-99-of-300") == (hour, ".part-0-99-of-300")
-        assert parse_totals_file_name(totals_file_name(hour)) == hour
-    assert totals_path(tmp_path, utc(2020, 1, 22, 2)) == tmp_path / "2020/2020-01/totals-20200122-02.parquet"
+    assert parse_totals_file_name("totals-20200122-02.parquet") == utc(2020, 1, 22, 2)
     for name in ("totals-20200122-02.parquet.lock", ".totals-20200122-02.parquet.1.tmp", "totals-2020012202.parquet"):
         assert parse_totals_file_name(name) is None
     assert parse_dump_file_name("pageviews-20200122-033000.gz") is None

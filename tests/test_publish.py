@@ -21,11 +21,11 @@ from wikitop.publish.store import (
     Period,
     PublishError,
     ResultStore,
-    describe_storage_error,
     deserialize,
     serialize,
 )
 from wikitop.settings import storage_options_from_flags
+from wikitop.storage import describe_storage_error
 
 PERIOD = Period.hour(HOUR)
 LOCK = MARKER + ".lock"

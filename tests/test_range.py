@@ -21,7 +21,8 @@ import pytest
 
 import reference
 from conftest import Mirror, run_wikitop, wikitop_env
-from wikitop.hours import dump_relative_path, totals_path
+from wikitop.hours import dump_relative_path
+from wikitop.lake import Lake
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.runner import Summary, publish_period, run_range
@@ -221,7 +222,8 @@ def test_hours_are_computed_as_many_at_once_as_the_engine_takes_and_reported_in_
 def test_a_day_whose_totals_are_pruned_during_the_run_fails(tmp_path, day_mirror, pruned_when):
     settings = Settings(sources=[str(day_mirror.root)], out=str(tmp_path / "out"), cache_dir=tmp_path / "cache",
                         blacklist=None)
-    pruned = totals_path(settings.totals_dir, hour(5))
+    lake = Lake(settings.lake_url)
+    pruned_hour = hour(5)
     earlier_marker = None
     if pruned_when == "after planning":  # the totals are kept from an earlier run: the range does not compute them
         assert all(o.ok for o in run_range(Wikitop(settings), DAY, hour(23), hourly=False, daily=True))
@@ -231,7 +233,7 @@ def test_a_day_whose_totals_are_pruned_during_the_run_fails(tmp_path, day_mirror
     def prune(outcome: Outcome | None = None) -> None:
         if outcome is None or outcome.period == Period.hour(hour(5)):
             assert outcome is None or outcome.ok
-            pruned.unlink()
+            (Path(lake.partition(pruned_hour)) / "_SUCCESS").unlink()
 
     hooks = {"on_plan": lambda plan: prune()} if pruned_when == "after planning" else {"on_outcome": prune}
     session = Wikitop(settings)
@@ -277,5 +279,5 @@ def test_publishing_a_period_publishes_an_hour_or_a_window_and_its_hours(tmp_pat
     assert one.period == Period.hour(hour(2)) and one.status is Status.DONE and seen[0] == one
     assert [(o.period, o.status) for o in outcomes] == [
         (Period.hour(hour(2)), Status.DONE), (Period.hour(hour(3)), Status.DONE), (window, Status.DONE)]
-    assert seen[1:] == outcomes and outcomes[0].message == "totals kept"
+    assert seen[1:] == outcomes and outcomes[0].message == "totals kept in the lake"
     assert (tmp_path / "out" / "format=csv" / window.partition / "_SUCCESS").exists()

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import HOUR, Mirror, run_wikitop, wikitop_env
 from daydata import add_real_day
-from wikitop.hours import totals_path
+from wikitop.lake import Lake, Source
 from wikitop.model import RESULT_SCHEMA, Period
 from wikitop.publish.report import (
     KEPT_TOTALS,
@@ -116,17 +116,17 @@ def publish_hour(store: ResultStore, hour: datetime, rows) -> None:
     store.publish(Period.hour(hour), "csv", table, {"period": Period.hour(hour).metadata()})
 
 
-def keep_totals(totals_dir: Path, hour: datetime, rows) -> None:
-    path = totals_path(totals_dir, hour)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def keep_totals(lake: Lake, hour: datetime, rows) -> None:
     columns = list(zip(*rows))
-    pq.write_table(pa.table({"domain_code": columns[0], "page_title": columns[1], "views": columns[2]}), path)
+    with lake.staging() as path:
+        pq.write_table(pa.table({"domain_code": columns[0], "page_title": columns[1], "views": columns[2]}), path)
+        lake.write_hour(hour, path, rows=len(rows), source=Source("x"), lines=None)
 
 
 def test_hourly_views_come_from_kept_totals_else_published_tops_else_unknown(tmp_path):
     window = Period.window(HOUR, HOUR + timedelta(hours=2))
     first, second, third = window.hours
-    totals_dir = tmp_path / "totals"
+    totals_dir = Lake(str(tmp_path / "lake"))
     store = ResultStore(str(tmp_path / "out"))
     keep_totals(totals_dir, first, [("en", "Cat", 7), ("en", "Dog", 3), ("de", "Cat", 99)])
     publish_hour(store, first, [("en", "Dog", 1000, 1)])  # the kept totals win
@@ -143,9 +143,10 @@ def test_hourly_views_come_from_kept_totals_else_published_tops_else_unknown(tmp
 
 
 def test_unreadable_kept_totals_are_a_clear_error(tmp_path):
-    totals_dir = tmp_path / "totals"
-    totals_path(totals_dir, HOUR).parent.mkdir(parents=True)
-    totals_path(totals_dir, HOUR).write_bytes(b"not parquet")
+    totals_dir = Lake(str(tmp_path / "lake"))
+    staged = tmp_path / "bad.parquet"
+    staged.write_bytes(b"not parquet")
+    totals_dir.write_hour(HOUR, staged, rows=0, source=Source("x"), lines=None)
     with pytest.raises(ReportError, match="cannot read the kept hourly totals"):
         hourly_views(Period.window(HOUR, HOUR + timedelta(hours=1)), [("en", "Cat")], "domain_code", totals_dir, None)
 
@@ -172,7 +173,7 @@ def published_window(tmp_path_factory):
                     ["window", WINDOW_START.isoformat(), end.isoformat()]):
         done = run_wikitop(*command, *common, env=env)
         assert done.returncode == 0, done.stderr
-    totals_path(root / "cache" / "totals", WINDOW_START + timedelta(hours=2)).unlink()
+    (Path(Lake(str(root / "cache" / "lake")).partition(WINDOW_START + timedelta(hours=2))) / "_SUCCESS").unlink()
     return root, env, f"{WINDOW_START:%Y-%m-%dT%H}..{end:%Y-%m-%dT%H}"
 
 

@@ -34,13 +34,12 @@ pytest.importorskip("s3fs")
 from wikitop.model import RESULT_SCHEMA  # noqa: E402
 from wikitop.publish.store import (  # noqa: E402
     FORMATS,
-    MULTIPART_PART_BYTES,
-    S3_CLIENT_CONFIG,
     Period,
     PublishError,
     ResultStore,
     deserialize,
 )
+from wikitop.storage import MULTIPART_PART_BYTES, S3_CLIENT_CONFIG  # noqa: E402
 
 _REASON = unavailable_reason()
 pytestmark = [pytest.mark.s3, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
@@ -55,7 +54,7 @@ UNREACHABLE_SECONDS = 30
 HANGING_UPLOAD = """
 import asyncio, os, pathlib, sys
 import s3fs.core
-from wikitop.publish import store as publish
+from wikitop import storage as publish
 from wikitop.cli import main
 
 hang_on = os.environ["UPLOAD_HANGS_ON"]
@@ -81,7 +80,7 @@ main(prog_name="wikitop")
 
 # Runs the CLI with results uploaded in small parts, so that an hour's result is a multipart upload.
 SMALL_PARTS = """
-from wikitop.publish import store as publish
+from wikitop import storage as publish
 from wikitop.cli import main
 
 publish.MULTIPART_PART_BYTES = 16384

@@ -14,7 +14,7 @@ ENVIRONMENT = {"SOURCE_URL_PREFIX": "./a ./b", "PATH_OUT_PREFIX": "s3://bucket/x
 # A value for every variable the command reads, so that Settings.from_env cannot miss one.
 EVERY_VARIABLE = {
     **ENVIRONMENT, "BLACKLIST_URL_IN": "list.txt", "FORCE_REPROCESS": "true", "WIKITOP_ENGINE": "spark",
-    "WIKITOP_DUCKDB_MEMORY_LIMIT": "3GB", "WIKITOP_CACHE_DIR": "/tmp/cache",
+    "WIKITOP_DUCKDB_MEMORY_LIMIT": "3GB", "WIKITOP_CACHE_DIR": "/tmp/cache", "WIKITOP_LAKE": "/tmp/lake",
     "WIKITOP_USER_AGENT": "me (me@example.org)", "WIKITOP_POLL_INTERVAL": "20s", "WIKITOP_RETRY_DELAY": "3s",
     "WIKITOP_STALL_TIMEOUT": "2m", "WIKITOP_DEADLINE": "1h",
 }

@@ -3,41 +3,46 @@
 The cache directory holds two kinds of files: downloaded dumps under
 ``pageviews/`` (each with a JSON record written once it was verified, and the
 ``.part`` files of downloads still to be resumed, one per byte range for a
-download in ranges) and the hourly page totals under ``totals/`` (Parquet,
-written by days and windows, cheap to keep and costly to rebuild without the
-dumps), with the temporary files of totals being written. Each is guarded by the
-lock of the file it is or becomes (``wikitop.locks``): pruning skips what a live run
-holds, and leaves the empty lock files in place.
+download in ranges) and, unless ``--lake`` puts it elsewhere, the pageviews lake
+under ``lake/`` (``wikitop.lake``: an hour's page totals as Parquet, cheap to keep
+and costly to rebuild without the dumps), whose hours are its "totals": a
+partition with its manifest is kept; one without (a write killed midway) is
+temporary. A dump is guarded by the lock of the file it is or becomes, an hour of
+the lake by the lock of its manifest (``wikitop.locks``): pruning skips what a live
+run holds, removes a partition's manifest before its data, and leaves the empty
+lock files in place.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from wikitop.files import target_of_temporary
-from wikitop.hours import dump_file_name, parse_dump_file_name, parse_totals_file_name, totals_file_name
-from wikitop.locks import try_exclusive
+from wikitop.hours import dump_file_name, parse_dump_file_name
+from wikitop.lake import DATASET
+from wikitop.locks import LOCK_SUFFIX, try_exclusive
 from wikitop.source.fetch import check_cached, read_record, record_is_current, sidecar_path
+from wikitop.storage import MARKER, marker_record
 from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
-# Partial downloads and totals being written, once this old, are left by runs that died.
+# Partial downloads and lake hours without a manifest, once this old, are left by runs that died.
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
+_LAKE_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})")
 # What follows the dump's name in the names of a download's pieces (wikitop.source.download).
 _PARTIAL_SUFFIX = re.compile(r"\.part(?:-\d+-\d+-of-\d+)?")
 
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One cached file. ``state``: verified, unverified or partial for dumps; kept or temporary for totals."""
+    """One cached file, or a lake's hour (its partition folder). ``state``: verified, unverified
+    or partial for dumps; kept or temporary for totals."""
 
     kind: str
     path: Path
@@ -51,9 +56,9 @@ class CacheEntry:
 
     @property
     def target(self) -> Path:
-        """The file this one is or becomes, whose lock guards it."""
-        if self.state == "temporary":
-            return self.path.with_name(totals_file_name(self.hour))
+        """The file this one is or becomes (a lake hour: its manifest), whose lock guards it."""
+        if self.kind == "totals":
+            return self.path / MARKER
         if self.state == "partial":
             return self.path.with_name(dump_file_name(self.hour))
         return self.path
@@ -69,17 +74,25 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
             if parsed and (not parsed[1] or _PARTIAL_SUFFIX.fullmatch(parsed[1])) and path.is_file():
                 entries.append(_dump_entry(path, *parsed))
     if "totals" in kinds:
-        for path in sorted((cache_dir / "totals").rglob("*totals-*")):
-            if (hour := parse_totals_file_name(path.name)) and path.is_file():
-                stat = path.stat()
-                entries.append(CacheEntry("totals", path, stat.st_size, stat.st_mtime, hour, "kept"))
-            elif hour := parse_totals_file_name(target_of_temporary(path.name) or ""):
-                stat = path.stat()
-                size = stat.st_size
-                if path.is_dir():  # Spark writes a folder
-                    size = sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
-                entries.append(CacheEntry("totals", path, size, stat.st_mtime, hour, "temporary"))
+        for folder in sorted((cache_dir / "lake" / DATASET).glob("year=*/month=*/day=*/hour=*")):
+            if (entry := _lake_hour_entry(folder)) is not None:
+                entries.append(entry)
     return sorted(entries, key=lambda entry: entry.modified)
+
+
+def _lake_hour_entry(folder: Path) -> CacheEntry | None:
+    """A partition of the default lake: kept when its manifest names a file it holds."""
+    match = _LAKE_PARTITION.fullmatch("/".join(folder.parts[-4:]))
+    files = [path for path in folder.iterdir() if path.is_file() and not path.name.endswith(LOCK_SUFFIX)]
+    if not match or not files:
+        return None
+    stats = [path.stat() for path in files]
+    manifest = folder / MARKER
+    record = marker_record(manifest.read_bytes()) if manifest.exists() else None
+    kept = record is not None and (folder / record["file"]).is_file()
+    hour = datetime(*map(int, match.groups()), tzinfo=UTC)
+    return CacheEntry("totals", folder, sum(s.st_size for s in stats), max(s.st_mtime for s in stats), hour,
+                      "kept" if kept else "temporary")
 
 
 def _dump_entry(path: Path, hour: datetime, suffix: str) -> CacheEntry:
@@ -181,13 +194,27 @@ def describe(entries: Iterable[CacheEntry]) -> str:
 
 
 def remove(entry: CacheEntry) -> None:
-    if entry.path.is_dir():
-        shutil.rmtree(entry.path, ignore_errors=True)
-    else:
-        for path in (entry.path, *entry.extra_files()):
-            path.unlink(missing_ok=True)
+    if entry.kind == "totals":
+        _remove_lake_hour(entry.path)
+        return
+    for path in (entry.path, *entry.extra_files()):
+        path.unlink(missing_ok=True)
     for folder in (entry.path.parent, entry.path.parent.parent):
         try:
             folder.rmdir()  # only when empty
+        except OSError:
+            break
+
+
+def _remove_lake_hour(folder: Path) -> None:
+    """The manifest first, so that a partition is never seen with a manifest and no data;
+    the lock file stays (``wikitop.locks``), and with it the folder."""
+    (folder / MARKER).unlink(missing_ok=True)
+    for path in folder.iterdir():
+        if path.is_file() and not path.name.endswith(LOCK_SUFFIX):
+            path.unlink(missing_ok=True)
+    for parent in (folder, *folder.parents[:3]):
+        try:
+            parent.rmdir()  # only when empty
         except OSError:
             break

@@ -19,7 +19,7 @@ from wikitop import __version__
 from wikitop.hours import HourError, default_hour, format_hour, parse_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
-from wikitop.publish.store import FORMATS, PublishError
+from wikitop.publish.store import FORMATS
 from wikitop.rank import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.rank.blacklist import DEFAULT_BLACKLIST, BlacklistError
 from wikitop.rank.projects import GROUPS, NAMESPACES
@@ -28,6 +28,7 @@ from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.source.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
 from wikitop.source.fetch import DEFAULT_SOURCE
+from wikitop.storage import StorageError
 from wikitop.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -166,8 +167,12 @@ COMMON_OPTIONS = [
                  help="A Spark property (repeatable), e.g. spark.master=local[2]; adds to SPARK_PROPERTIES."),
     click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
                  help=f"Downloaded dumps and hourly totals. [default: {default_cache_dir()}]"),
+    click.option("--lake", envvar="WIKITOP_LAKE", metavar="URL|DIR",
+                 help="The pageviews lake: every hour's full page totals as hive-partitioned Parquet, read "
+                 "instead of an hour's dump when it holds the hour; a directory or an fsspec URL (the S3 "
+                 "flags apply to it too). [env WIKITOP_LAKE; default: lake/ in the cache]"),
     click.option("--keep-totals/--no-keep-totals", default=None,
-                 help="Keep each hour's full page totals as Parquet in the cache, for days and windows."),
+                 help="Keep each hour's full page totals in the lake, for days and windows."),
     click.option("--user-agent", default=DEFAULT_USER_AGENT, envvar="WIKITOP_USER_AGENT",
                  help="User-Agent for every request; Wikimedia requires contact details in it."),
     click.option("--max-connections", type=click.IntRange(min=1), default=SERVER_CONNECTION_LIMIT,
@@ -282,7 +287,7 @@ def with_errors_as_exit_codes(command):
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except (PublishError, BlacklistError) as error:  # the run cannot start, e.g. before a range
+        except (StorageError, BlacklistError) as error:  # the run cannot start, e.g. before a range
             click.echo(redact(f"wikitop: error: {error}"), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -442,6 +447,37 @@ def window(start, end, allow_incomplete, keep_raw, **options):
     sys.exit(1 if summary.failed(options["strict"], required=[period]) else 0)
 
 
+@main.command(help=f"""Put the full page totals of every hour from START to END (both included) in the
+pageviews lake (--lake), ranking nothing: hours it holds are skipped, downloads run ahead as in
+'wikitop range', and a killed ingest resumes where it stopped. {HOUR_HELP}""")
+@click.argument("start", type=HOUR)
+@click.argument("end", type=HOUR)
+@click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
+              help="Keep downloaded dumps in the cache after use.")
+@common_options
+@with_errors_as_exit_codes
+def ingest(start, end, keep_raw, **options):
+    from wikitop.runner import Summary, run_ingest
+
+    session = open_session(options, keep_totals_default=True)
+    try:
+        outcomes = with_progress(functools.partial(run_ingest, session, start, end, keep_raw=keep_raw),
+                                 options["quiet"])
+    except HourError as error:
+        raise click.UsageError(str(error)) from None
+    finally:
+        session.close()
+    summary = Summary.of(outcomes)
+    print_summary(summary, options["quiet"])
+    sys.exit(1 if summary.failed(options["strict"]) else 0)
+
+
+def open_lake(settings: Settings):
+    from wikitop.lake import Lake
+
+    return Lake(settings.lake_url, settings.lake_storage_options)
+
+
 def fail(message: str) -> NoReturn:
     click.echo(redact(f"wikitop: {message}"), err=True)
     sys.exit(1)
@@ -555,9 +591,9 @@ def report_command(period_text, day, domains, busiest, limit, fmt, html_path, ca
         html_report.require_extra()
         store = ResultStore(options["out"], storage_options(options))
         published = read_published(store, period, fmt)
-        totals_dir = Settings(cache_dir=Path(cache_dir) if cache_dir else default_cache_dir()).totals_dir
+        lake = open_lake(Settings(cache_dir=Path(cache_dir) if cache_dir else default_cache_dir()))
         html, groups = html_report.build_report(published.table, period, published.marker, domains, busiest, limit,
-                                                totals_dir, store,
+                                                lake, store,
                                                 formats=[published.fmt, *(f for f in FORMATS if f != published.fmt)])
         written = html_report.write_report(html, Path(html_path or html_report.default_report_name(period)))
     except html_report.ReportError as error:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from wikitop.errors import WikitopError
 
@@ -103,18 +102,9 @@ def parse_dump_file_name(name: str) -> tuple[datetime, str] | None:
     return datetime.strptime(match["stamp"], "%Y%m%d-%H").replace(tzinfo=UTC) - ONE_HOUR, match["suffix"]
 
 
-def totals_file_name(hour: datetime) -> str:
-    """The name of the file of an hour's page totals (named after the hour of views itself)."""
-    return f"totals-{hour:%Y%m%d-%H}.parquet"
-
-
-def totals_path(totals_dir: Path, hour: datetime) -> Path:
-    """Where the lake keeps an hour's full page totals (before the blacklist)."""
-    return totals_dir / f"{hour:%Y}" / f"{hour:%Y-%m}" / totals_file_name(hour)
-
-
 def parse_totals_file_name(name: str) -> datetime | None:
-    """The hour of a file named as ``totals_file_name`` names it; None for another name."""
+    """The hour of a file of page totals as wikitop kept them in the cache before the lake
+    (``totals-YYYYMMDD-HH.parquet``, named after the hour of views); None for another name."""
     match = _TOTALS_FILE_NAME.fullmatch(name)
     return datetime.strptime(match["hour"], "%Y%m%d-%H").replace(tzinfo=UTC) if match else None
 

@@ -7,22 +7,25 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from wikitop import __version__, locks
+from wikitop import __version__
 from wikitop.clock import SYSTEM_CLOCK, Clock
-from wikitop.hours import HourError, check_hour_available, format_hour, totals_path
+from wikitop.hours import HourError, check_hour_available, format_hour
+from wikitop.lake import Lake, Source, migrate_cache_totals
 from wikitop.model import HOUR_RULE, Period
-from wikitop.publish.store import PublishError, ResultStore
-from wikitop.rank import BadInput, Engine, EngineResult, create_engine
+from wikitop.publish.store import ResultStore
+from wikitop.rank import BadInput, Engine, EngineResult, LineReport, create_engine
 from wikitop.rank.blacklist import Blacklist, BlacklistError, load_blacklist, read_blacklist_bytes
 from wikitop.redact import redact, remember_secrets, secrets_in_url
 from wikitop.settings import Settings
 from wikitop.source.download import check_fetch_settings
 from wikitop.source.fetch import DumpFile, DumpStore, FetchError, NotPublished, ProgressCallback
+from wikitop.storage import StorageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,7 +47,7 @@ def outcome_of_failures(period: Period):
         yield failure
     except NotPublished as error:
         failure.outcome = Outcome(period, Status.MISSING, str(error), error=error)
-    except (FetchError, HourError, BadInput, PublishError, BlacklistError) as error:
+    except (FetchError, HourError, BadInput, StorageError, BlacklistError) as error:
         failure.outcome = Outcome(period, Status.FAILED, str(error), error=error)
     except Exception as error:  # an engine's own error (corrupt data, out of memory)
         log.debug("unexpected error", exc_info=True)
@@ -91,6 +94,9 @@ class Wikitop:
         # The HTTP client (and its libraries) only when a server is asked for something.
         self.dumps = DumpStore(settings.sources, settings.cache_dir, self._make_fetcher)
         self.results = ResultStore(settings.out, settings.storage_options)
+        self.lake = Lake(settings.lake_url, settings.lake_storage_options)
+        if settings.lake is None:  # the totals kept in the cache before the lake go into its default lake
+            migrate_cache_totals(settings.cache_dir, self.lake)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._blacklist: Blacklist | None = None
@@ -194,6 +200,8 @@ class Wikitop:
             check_hour_available(hour)
             if self.is_done(period):
                 return self.already_done(period)
+            if self.lake.has(hour):
+                return self.rank_from_lake(hour)
             started = time.monotonic()
             dump = self.fetch(hour)
             try:
@@ -203,44 +211,42 @@ class Wikitop:
         return failed.outcome
 
     def top_pages(self, period: Period) -> pa.Table:
-        """The period's top list, computed and not published; expected failures raise. A day
-        or window is summed from its hours' kept totals, each computed first if it is not kept."""
+        """The period's top list, computed and not published; expected failures raise. An hour
+        in the lake, a day or a window is ranked from the lake's totals, and the hours of a day
+        or window that the lake does not hold are put in it first."""
         s = self.settings
         for hour in period.hours:
             check_hour_available(hour)
-        if period.kind == "hour":
+        if period.kind == "hour" and not self.lake.has(period.start):
             dump = self.fetch(period.start)
             try:
                 return self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
                                                  listing=s.listing).table
             finally:
                 self.dumps.release(period.start)
-        paths = []
-        for hour in period.hours:
-            path = totals_path(s.totals_dir, hour)
-            if not path.exists():
-                dump = self.fetch(hour)
-                try:
-                    with locks.holding([path]):
-                        self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
-                                                 totals_path=path)
-                finally:
-                    self.dumps.release(hour)
-            paths.append(path)
-        with locks.holding(paths):
-            return self.engine.process_totals(paths, self.blacklist, s.top, s.ties, listing=s.listing).table
+        for hour in sorted(set(period.hours) - self.lake.held(period.hours)):
+            dump = self.fetch(hour)
+            try:
+                with self.lake.staging() as staged:
+                    lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=s.strict)
+                    self._write_lake_hour(hour, dump, staged, lines, pages)
+            finally:
+                self.dumps.release(hour)
+        return self._rank_lake_hours(period.hours).table
 
     def compute_hour(self, hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float = 0.0) -> Outcome:
-        """Compute an hour from its fetched dump; keep its totals and publish it as configured."""
+        """Compute an hour from its fetched dump; keep its totals in the lake and publish it as configured."""
         period = Period.hour(hour)
         with outcome_of_failures(period) as failed:
             started = time.monotonic()
-            keep = totals_path(self.settings.totals_dir, hour) if self.settings.keep_totals else None
-            with locks.holding([keep] if keep else []):
+            keep = self.settings.keep_totals
+            with self.lake.staging() if keep else contextlib.nullcontext() as staged:
                 result = self.engine.process_hour(
                     dump.path, self.blacklist, self.settings.top, self.settings.ties,
-                    strict=self.settings.strict, totals_path=keep, listing=self.settings.listing,
+                    strict=self.settings.strict, totals_path=staged, listing=self.settings.listing,
                 )
+                if keep:
+                    self._write_lake_hour(hour, dump, staged, result.lines, result.pages)
             if result.lines is not None and result.lines.good == 0:
                 log.warning("%s has no good lines: its top is empty", dump.name)
             metadata = self._metadata(period, result, [dump])
@@ -249,22 +255,67 @@ class Wikitop:
                 "compute": round(time.monotonic() - started, 3),
             }
             if not publish:
-                return Outcome(period, Status.DONE, "totals kept", str(keep) if keep else None, metadata)
+                return Outcome(period, Status.DONE, "totals kept in the lake",
+                               self.lake.display(self.lake.partition(hour)) if keep else None, metadata)
             location = self.results.publish(period, self.settings.fmt, result.table, metadata)
             rows = f"{result.table.num_rows} rows"
             return Outcome(period, Status.DONE, rows, self.results.display(location), metadata)
         return failed.outcome
 
+    def ingest_hour(self, hour: datetime, dump: DumpFile, fetch_seconds: float = 0.0) -> Outcome:
+        """Put an hour's full page totals in the lake from its fetched dump, ranking nothing."""
+        period = Period.hour(hour)
+        with outcome_of_failures(period) as failed:
+            started = time.monotonic()
+            with self.lake.staging() as staged:
+                lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=self.settings.strict)
+                self._write_lake_hour(hour, dump, staged, lines, pages)
+            seconds = {"fetch": round(fetch_seconds, 3), "compute": round(time.monotonic() - started, 3)}
+            return Outcome(period, Status.DONE, f"{pages} pages into the lake",
+                           self.lake.display(self.lake.partition(hour)), {"timings_seconds": seconds})
+        return failed.outcome
+
+    def _write_lake_hour(self, hour: datetime, dump: DumpFile, staged, lines: LineReport, pages: int) -> None:
+        source = Source(dump.name, dump.source, dump.size)
+        self.lake.write_hour(hour, staged, rows=pages, source=source, lines=lines.metadata())
+
+    def rank_from_lake(self, hour: datetime) -> Outcome:
+        """Publish an hour from its totals in the lake, reading no dump; the marker names the
+        lake and the dump its totals came from."""
+        period = Period.hour(hour)
+        with outcome_of_failures(period) as failed:
+            started = time.monotonic()
+            manifest = self.lake.manifest(hour)
+            if manifest is None:
+                raise self.lake.error(f"the lake {self.lake.location} no longer holds {format_hour(hour)}")
+            lines = manifest.get("lines")
+            if self.settings.strict and lines:
+                LineReport(lines.get("good", 0), Counter(lines.get("bad", {}))).check_strict(
+                    manifest["source"]["file"])
+            result = self._rank_lake_hours([hour])
+            metadata = self._metadata(period, result, [])
+            source = manifest.get("source", {})
+            metadata["inputs"] = [{"file": source.get("file"), "source": source.get("url"),
+                                   "bytes": source.get("bytes"), "lake": self.lake.location,
+                                   "lake_file": manifest["file"]}]
+            metadata["lines"] = lines
+            metadata["timings_seconds"] = {"compute": round(time.monotonic() - started, 3)}
+            location = self.results.publish(period, self.settings.fmt, result.table, metadata)
+            return Outcome(period, Status.DONE, f"{result.table.num_rows} rows from the lake",
+                           self.results.display(location), metadata)
+        return failed.outcome
+
+    def _rank_lake_hours(self, hours: list[datetime]) -> EngineResult:
+        s = self.settings
+        with self.lake.files(hours) as paths:
+            return self.engine.process_totals(paths, self.blacklist, s.top, s.ties, listing=s.listing)
+
     def compute_from_totals(self, period: Period, missing_hours: list[datetime]) -> Outcome:
-        """Publish a day or window from the kept hourly totals of its hours."""
+        """Publish a day or window from the lake's totals of its hours."""
         with outcome_of_failures(period) as failed:
             started = time.monotonic()
             hours = [h for h in period.hours if h not in set(missing_hours)]
-            paths = [totals_path(self.settings.totals_dir, h) for h in hours]
-            with locks.holding(paths):
-                result = self.engine.process_totals(
-                    paths, self.blacklist, self.settings.top, self.settings.ties, listing=self.settings.listing
-                )
+            result = self._rank_lake_hours(hours)
             metadata = self._metadata(period, result, [])
             metadata["hours"] = {
                 "included": len(hours),

@@ -1,8 +1,9 @@
 """Ranges of hours, days and windows: plan cheaply, fetch ahead, report in order.
 
-Hours whose results are published are skipped by reading their markers. Days and
-windows are computed from the kept hourly page totals (the lake in the cache), so
-an hour's dump is read once whatever is asked of it later. Downloads run ahead in
+Hours whose results are published are skipped by reading their markers. Hours the
+pageviews lake holds are ranked from it, and days and windows are computed from
+the lake's hourly page totals, so an hour's dump is read once whatever is asked
+of it later. Downloads run ahead in
 a few threads (bounded by the per-host connection limit) while the engine works
 on the previous hours (DuckDB two at once), and at most a few dumps wait on disk
 at any time. Every output is written atomically, so a killed range resumes where
@@ -19,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, totals_path, truncate_to_hour
+from wikitop.hours import ONE_HOUR, check_hour_available, format_hour, hours_between, truncate_to_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.rank import HOURS_AT_ONCE
@@ -33,17 +34,19 @@ MARKER_READERS = 8
 
 @dataclass
 class RangePlan:
-    """What a range needs: which hours to compute, which to publish, which spans to build."""
+    """What a range needs: which hours to compute from their dumps, which to publish (from
+    their dumps, or from the lake), which spans to build."""
 
     hours: list[datetime]
     publish_hours: set[datetime] = field(default_factory=set)
     compute_hours: list[datetime] = field(default_factory=list)
+    lake_hours: list[datetime] = field(default_factory=list)
     spans: list[Period] = field(default_factory=list)
     skipped: list[Outcome] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
-        return len(self.compute_hours) + len(self.spans)
+        return len(self.compute_hours) + len(self.lake_hours) + len(self.spans)
 
 
 def days_within(start: datetime, end: datetime) -> tuple[list[Period], list[datetime]]:
@@ -85,8 +88,11 @@ def plan_range(
             plan.publish_hours.add(hour)
         elif hourly:
             plan.skipped.append(session.already_done(Period.hour(hour)))
-        totals_missing = hour in needed_totals and not totals_path(session.settings.totals_dir, hour).exists()
-        if hour in plan.publish_hours or totals_missing:
+    in_lake = session.lake.held(plan.publish_hours | needed_totals)
+    for hour in plan.hours:
+        if hour in plan.publish_hours and hour in in_lake:
+            plan.lake_hours.append(hour)
+        elif hour in plan.publish_hours or (hour in needed_totals and hour not in in_lake):
             plan.compute_hours.append(hour)
     return plan
 
@@ -124,7 +130,7 @@ def run_range(
     if plan.spans:
         session.settings.keep_totals = True
     unavailable: dict[datetime, Outcome] = {}
-    for outcome in _compute_hours(session, plan, keep_raw):
+    for outcome in _compute_hours(session, plan, keep_raw, session.compute_hour):
         if not outcome.ok:
             unavailable[outcome.period.start] = outcome
         outcomes.append(outcome)
@@ -177,12 +183,52 @@ class Summary:
                     or any(o.period in required for o in self.problems))
 
 
-def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterable[Outcome]:
-    """Outcomes of plan.compute_hours in order, with downloads running ahead and as many
-    hours computed at once as the engine takes (HOURS_AT_ONCE)."""
+def run_ingest(
+    session: Wikitop,
+    start: datetime,
+    end: datetime,
+    *,
+    keep_raw: bool = True,
+    on_outcome: OutcomeCallback | None = None,
+    on_plan: Callable[[RangePlan], None] | None = None,
+) -> list[Outcome]:
+    """Put every hour of [start, end] that the lake does not hold in it, ranking nothing;
+    downloads run ahead as in a range, and a killed ingest resumes where it stopped."""
+    check_hour_available(start)
+    check_hour_available(end)
+    plan = RangePlan(hours=list(hours_between(start, end)))
+    in_lake = session.lake.held(plan.hours)
+    plan.compute_hours = [hour for hour in plan.hours if hour not in in_lake]
+    plan.skipped = [Outcome(Period.hour(hour), Status.ALREADY_DONE, "in the lake",
+                            session.lake.display(session.lake.partition(hour)))
+                    for hour in plan.hours if hour in in_lake]
+    if on_plan:
+        on_plan(plan)
+    report = on_outcome or (lambda outcome: None)
+    outcomes = list(plan.skipped)
+    for outcome in plan.skipped:
+        report(outcome)
+
+    def ingest(hour: datetime, dump: DumpFile, publish: bool, fetch_seconds: float) -> Outcome:
+        return session.ingest_hour(hour, dump, fetch_seconds=fetch_seconds)
+
+    for outcome in _compute_hours(session, plan, keep_raw, ingest):
+        outcomes.append(outcome)
+        report(outcome)
+    return outcomes
+
+
+ComputeHour = Callable[[datetime, DumpFile, bool, float], Outcome]
+
+
+def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool, compute: ComputeHour) -> Iterable[Outcome]:
+    """Outcomes of plan.compute_hours (by ``compute``, from their dumps) and plan.lake_hours
+    (ranked from the lake), in hour order, with downloads running ahead and as many hours
+    computed at once as the engine takes (HOURS_AT_ONCE)."""
     workers = session.settings.max_connections
     lookahead = 2 * workers
     at_once = HOURS_AT_ONCE.get(session.settings.engine, 1)  # an unknown engine fails each hour, as one
+    from_lake = set(plan.lake_hours)
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as fetchers,
         ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="compute") as computers,
@@ -199,11 +245,18 @@ def _compute_hours(session: Wikitop, plan: RangePlan, keep_raw: bool) -> Iterabl
         if queue:
             session.dumps.ready_to_fetch()
             top_up(0)
+        if queue or from_lake:
             session.prepare()  # while the first hours download
-        for position, hour in enumerate(queue):
-            top_up(position)
-            publish = hour in plan.publish_hours
-            computing.append(computers.submit(_compute_fetched, session, hour, fetching.pop(hour), publish, keep_raw))
+        position = 0
+        for hour in sorted([*queue, *from_lake]):
+            if hour in from_lake:
+                computing.append(computers.submit(session.rank_from_lake, hour))
+            else:
+                top_up(position)
+                position += 1
+                publish = hour in plan.publish_hours
+                computing.append(computers.submit(_compute_fetched, session, hour, fetching.pop(hour), publish,
+                                                  keep_raw, compute))
             if len(computing) == at_once:
                 yield computing.popleft().result()
         while computing:
@@ -216,7 +269,8 @@ def _timed_fetch(session: Wikitop, hour: datetime) -> tuple[DumpFile, float]:
     return dump, time.monotonic() - started
 
 
-def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish: bool, keep_raw: bool) -> Outcome:
+def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish: bool, keep_raw: bool,
+                     compute: ComputeHour) -> Outcome:
     period = Period.hour(hour)
     try:
         dump, seconds = fetching.result()
@@ -225,7 +279,7 @@ def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish
     except FetchError as error:
         return Outcome(period, Status.FAILED, str(error))
     try:
-        outcome = session.compute_hour(hour, dump, publish=publish, fetch_seconds=seconds)
+        outcome = compute(hour, dump, publish, seconds)
         if not keep_raw:
             session.dumps.discard_cached(hour)
     finally:
@@ -236,7 +290,8 @@ def _compute_fetched(session: Wikitop, hour: datetime, fetching: Future, publish
 def _compute_span(
     session: Wikitop, span: Period, unavailable: dict[datetime, Outcome], allow_incomplete: bool
 ) -> Outcome:
-    missing = [h for h in span.hours if not totals_path(session.settings.totals_dir, h).exists()]
+    in_lake = session.lake.held(span.hours)
+    missing = [h for h in span.hours if h not in in_lake]
     failed = [h for h in missing if h in unavailable and unavailable[h].status is Status.FAILED]
     if failed:
         return Outcome(span, Status.FAILED, f"hours failed: {', '.join(format_hour(h) for h in failed)}")
@@ -244,7 +299,7 @@ def _compute_span(
     vanished = [h for h in missing if h not in unavailable]
     if vanished:
         hours = ", ".join(format_hour(h) for h in vanished)
-        return Outcome(span, Status.FAILED, f"the kept totals of {len(vanished)} hours ({hours}) were deleted "
+        return Outcome(span, Status.FAILED, f"the lake's totals of {len(vanished)} hours ({hours}) were deleted "
                        f"during the run (a cache prune?); run it again to compute them anew")
     if missing and not allow_incomplete:
         hours = ", ".join(format_hour(h) for h in missing)

@@ -50,6 +50,7 @@ VALUE_FLAGS = {
     "--spark-properties": "spark_properties",
     "--spark-conf": "spark_conf",
     "--cache-dir": "cache_dir",
+    "--lake": "lake",
     "--user-agent": "user_agent",
     "--max-connections": "max_connections",
     "--wait": "wait_seconds",
@@ -119,6 +120,9 @@ class Settings:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # fsspec options for ``out``, e.g. from storage_options_from_flags; never logged or published.
     storage_options: dict = field(default_factory=dict)
+    # The pageviews lake (a folder or an fsspec URL); None: the cache's folder lake/.
+    lake: str | None = None
+    lake_storage_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -154,6 +158,8 @@ class Settings:
                                      ("WIKITOP_USER_AGENT", "user_agent")):
                 if name in given:
                     values[field_name] = given[name].strip()
+            if "WIKITOP_LAKE" in given:
+                values["lake"] = given["WIKITOP_LAKE"].strip()
             if "WIKITOP_CACHE_DIR" in given:
                 values["cache_dir"] = Path(given["WIKITOP_CACHE_DIR"])
             if "FORCE_REPROCESS" in given:
@@ -174,6 +180,8 @@ class Settings:
                 values["retry_policy"] = RetryPolicy(**policy)
             out = overrides.get("out", values.get("out", cls.out))
             values["storage_options"] = storage_options_from_flags(out, region=given.get("AWS_REGION"))
+            lake = overrides.get("lake", values.get("lake", cls.lake))
+            values["lake_storage_options"] = storage_options_from_flags(lake or "", region=given.get("AWS_REGION"))
         except ValueError as error:
             raise BadSettings(str(error)) from None
         return cls(**(values | overrides))
@@ -226,11 +234,13 @@ class Settings:
                 values["retry_policy"] = dataclasses.replace(settings.retry_policy, **policy)
             if listing:
                 values["listing"] = dataclasses.replace(settings.listing, **listing)
-            if given.keys() & {"out", "s3_endpoint_url", "s3_region", "storage_option_pairs"}:
+            if given.keys() & {"out", "lake", "s3_endpoint_url", "s3_region", "storage_option_pairs"}:
                 env = os.environ if environ is None else environ
-                values["storage_options"] = storage_options_from_flags(
-                    values.get("out", settings.out), given.get("s3_endpoint_url"),
-                    given.get("s3_region") or env.get("AWS_REGION") or None, given.get("storage_option_pairs", ()))
+                for url, name in ((values.get("out", settings.out), "storage_options"),
+                                  (values.get("lake", settings.lake) or "", "lake_storage_options")):
+                    values[name] = storage_options_from_flags(
+                        url, given.get("s3_endpoint_url"), given.get("s3_region") or env.get("AWS_REGION") or None,
+                        given.get("storage_option_pairs", ()))
         except ValueError as error:
             raise BadSettings(str(error)) from None
         return dataclasses.replace(settings, **values)
@@ -240,9 +250,10 @@ class Settings:
         """Settings from the command line's options, named as its flags are."""
         keep_totals = options["keep_totals"]
         try:
-            storage_options = storage_options_from_flags(
-                options["out"], options["s3_endpoint_url"], options["s3_region"], options["storage_option_pairs"]
-            )
+            storage_options, lake_storage_options = (
+                storage_options_from_flags(url, options["s3_endpoint_url"], options["s3_region"],
+                                           options["storage_option_pairs"])
+                for url in (options["out"], options["lake"] or ""))
             retry_policy = RetryPolicy(retries=options["retries"], backoff_base=options["retry_delay"],
                                        stall_timeout=options["stall_timeout"], poll_interval=options["poll_interval"],
                                        deadline=_deadline(options["deadline"]))
@@ -271,12 +282,14 @@ class Settings:
             wait_seconds=options["wait_seconds"],
             retry_policy=retry_policy,
             storage_options=storage_options,
+            lake=options["lake"],
+            lake_storage_options=lake_storage_options,
         )
 
     @property
-    def totals_dir(self) -> Path:
-        """The local lake of hourly page totals (Parquet), reused by days and windows."""
-        return self.cache_dir / "totals"
+    def lake_url(self) -> str:
+        """Where the pageviews lake is: --lake, or the cache's folder lake/."""
+        return self.lake or str(self.cache_dir / "lake")
 
 
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Settings))

@@ -13,6 +13,7 @@ only, when a report is made.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 from collections import defaultdict
@@ -24,13 +25,15 @@ from typing import TYPE_CHECKING
 
 from wikitop import __version__
 from wikitop.files import write_atomically
-from wikitop.hours import format_hour, totals_path
+from wikitop.hours import format_hour
 from wikitop.model import HOUR_RULE, Period
 from wikitop.publish.results import pick_rows
 from wikitop.publish.store import FORMATS, ResultStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from wikitop.lake import Lake
 
 # Without a choice of groups, the report shows this many of the busiest: a whole result holds
 # some 2,000 domain codes, far more than a page can show readably.
@@ -109,7 +112,7 @@ def hourly_views(
     period: Period,
     pages: Sequence[tuple[str, str]],
     key_column: str,
-    totals_dir: Path | None,
+    lake: Lake | None,
     store: ResultStore | None,
     formats: Sequence[str] = FORMATS,
 ) -> HourlyViews:
@@ -122,10 +125,12 @@ def hourly_views(
     if not pages:
         return result
     kept = {}
-    if totals_dir is not None and key_column == TOTALS_KEY:
-        kept = {position: path for position, hour in enumerate(hours)
-                if (path := totals_path(totals_dir, hour)).exists()}
-    for (position, group, title), views in _views_in_totals(kept, pages).items():
+    if lake is not None and key_column == TOTALS_KEY:
+        held = lake.held(hours)
+        kept = {position: hour for position, hour in enumerate(hours) if hour in held}
+    with lake.files(kept.values()) if kept else contextlib.nullcontext([]) as paths:
+        found = _views_in_totals(dict(zip(kept, paths)), pages)
+    for (position, group, title), views in found.items():
         result.views[(group, title)][position] = views
     for position in kept:
         result.sources[position] = KEPT_TOTALS
@@ -290,7 +295,7 @@ def build_report(
     groups: Sequence[str],
     busiest: int,
     limit: int,
-    totals_dir: Path | None,
+    lake: Lake | None,
     store: ResultStore | None,
     formats: Sequence[str] = FORMATS,
 ) -> tuple[str, list[str]]:
@@ -301,7 +306,7 @@ def build_report(
     if period.kind != "hour":
         selected = rows_by_group(table, chosen, limit)
         pages = [(group, row["title"]) for group in chosen for row in selected[group]]
-        hourly = hourly_views(period, pages, table.column_names[0], totals_dir, store, formats)
+        hourly = hourly_views(period, pages, table.column_names[0], lake, store, formats)
     html = render_report(table, period, marker, groups=groups, limit=limit, busiest=busiest, hourly=hourly)
     return html, chosen
 

@@ -92,6 +92,10 @@ class Engine(Protocol):
         """Top pages of one hourly dump; also writes its full page totals (every page, by
         domain code) as Parquet if asked."""
 
+    def write_hour_totals(self, dump_path: Path, totals_path: Path, strict: bool = False) -> tuple[LineReport, int]:
+        """Only write one hourly dump's full page totals as Parquet (nothing ranked); returns its
+        line report and how many pages it has."""
+
     def process_totals(
         self, totals_paths: list[Path], blacklist: Blacklist, top: int, ties: str, listing: Listing = Listing()
     ) -> EngineResult:

@@ -136,12 +136,44 @@ class SparkEngine:
         # With pages left out or regrouped, the hour's page totals are the input of
         # listed_pageviews.sql; page_totals is then what that leaves.
         totals = "all_pageviews" if listing.selects_pages else "page_totals"
+        lines, pages, page_totals = self._page_totals(dump_path, strict, totals, totals_path)
+        listed_totals = None
+        try:
+            if listing.selects_pages:
+                self._list_pages(listing)
+                listed = render("project_totals") if listing.grouped else "SELECT * FROM listed_pageviews"
+                with _overflowing_page_named(spark, "listed_pageviews"):
+                    listed_totals = spark.sql(listed).persist()
+                    listed_totals.createOrReplaceTempView("page_totals")
+                    listed_totals.count()
+            if listing.grouped:
+                blacklist = project_blacklist(blacklist)
+            result = self._top(pages, blacklist, top, ties, listing.min_views)
+            if listing.grouped:
+                result.table = self._project_top(result.table)
+        finally:
+            for frame in (page_totals, listed_totals):
+                if frame is not None:
+                    frame.unpersist()
+        result.lines = lines
+        return result
+
+    def write_hour_totals(self, dump_path, totals_path, strict=False):
+        lines, pages, page_totals = self._page_totals(Path(dump_path), strict, "page_totals", totals_path)
+        page_totals.unpersist()
+        return lines, pages
+
+    def _page_totals(self, dump_path: Path, strict: bool, totals: str,
+                     totals_path: Path | None) -> tuple[LineReport, int, DataFrame]:
+        """The view ``totals`` of the hour's page totals (cached: the caller unpersists the
+        frame returned), written to ``totals_path`` if given, the line report and the pages."""
+        spark = self.spark
         # Lines end at '\n' only, as the format says; by default Spark also ends them at '\r'.
         dump_lines = spark.read.text(_spark_path(dump_path), lineSep="\n")
         # A gzip file is read by a single task; spread its lines before any work on them.
         dump_lines.repartition(spark.sparkContext.defaultParallelism, "value").createOrReplaceTempView("dump_lines")
         parsed_lines = spark.sql(_PARSED_LINES).persist()
-        page_totals = listed_totals = None
+        page_totals = None
         try:
             parsed_lines.createOrReplaceTempView("parsed_lines")
             spark.sql(_RAW_LINES).createOrReplaceTempView("raw_lines")
@@ -159,25 +191,13 @@ class SparkEngine:
                 parsed_lines.unpersist()  # page_totals is cached now
                 if totals_path is not None:
                     _write_totals(page_totals, Path(totals_path))
-            if listing.selects_pages:
-                self._list_pages(listing)
-                listed = render("project_totals") if listing.grouped else "SELECT * FROM listed_pageviews"
-                with _overflowing_page_named(spark, "listed_pageviews"):
-                    listed_totals = spark.sql(listed).persist()
-                    listed_totals.createOrReplaceTempView("page_totals")
-                    listed_totals.count()
-            if listing.grouped:
-                blacklist = project_blacklist(blacklist)
-            result = self._top(pages, blacklist, top, ties, listing.min_views)
-            if listing.grouped:
-                result.table = self._project_top(result.table)
+            return lines, pages, page_totals
+        except BaseException:
+            if page_totals is not None:
+                page_totals.unpersist()
+            raise
         finally:
             parsed_lines.unpersist()
-            for frame in (page_totals, listed_totals):
-                if frame is not None:
-                    frame.unpersist()
-        result.lines = lines
-        return result
 
     def process_totals(self, totals_paths, blacklist, top, ties, listing=Listing()):
         spark = self.spark

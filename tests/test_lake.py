@@ -1,0 +1,82 @@
+"""The pageviews lake: ingest fills it, hours are ranked from it byte for byte as from their dumps,
+other readers (DuckDB, pyarrow) read it, and the cache's old totals move into it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+
+from conftest import HOUR
+from reference import read_pageviews
+from wikitop.hours import format_hour
+from wikitop.lake import Lake
+
+# DuckDB reads the zero-padded month=01 and hour=02 as text unless told their types.
+HIVE_TYPES = "{'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER}"
+
+
+def only_data_file(folder: Path) -> bytes:
+    [data] = folder.glob("part-*")
+    return data.read_bytes()
+
+
+def test_an_ingested_hour_is_read_by_others_and_ranked_as_its_dump(cli, mirror, real_hour, tmp_path):
+    mirror.add(HOUR, real_hour)
+    hour = format_hour(HOUR)
+    lake = tmp_path / "lake"
+    ingested = cli("ingest", hour, hour, "--source", mirror.root, "--lake", lake)
+    assert ingested.returncode == 0, ingested.stderr
+    partition = lake / "pageviews/year=2020/month=01/day=22/hour=02"
+    manifest = json.loads((partition / "_SUCCESS").read_text())
+    assert manifest["hour"] == hour and manifest["source"]["file"] == "pageviews-20200122-030000.gz"
+    expected, _ = read_pageviews(real_hour)
+    assert manifest["rows"] == len(expected)
+    # Other readers: DuckDB with hive partitioning, and pyarrow's dataset.
+    rows = duckdb.sql(f"SELECT domain_code, page_title, views, year, month, day, hour FROM read_parquet("
+                      f"'{lake}/pageviews/**/*.parquet', hive_partitioning=true, hive_types={HIVE_TYPES})").fetchall()
+    assert {(code, title): views for code, title, views, *_ in rows} == expected
+    assert {tuple(r[3:]) for r in rows} == {(2020, 1, 22, 2)}
+    table = ds.dataset(lake / "pageviews", format="parquet", partitioning="hive").to_table()
+    assert dict(zip(zip(table["domain_code"].to_pylist(), table["page_title"].to_pylist()),
+                    table["views"].to_pylist())) == expected
+
+    # Ranked from the lake with no dump anywhere, the result is the dump's, byte for byte.
+    from_dump = cli("hour", hour, "--source", mirror.root, "--out", tmp_path / "from-dump", "--no-keep-totals")
+    assert from_dump.returncode == 0, from_dump.stderr
+    shutil.rmtree(mirror.root)
+    shutil.rmtree(tmp_path / "cache" / "pageviews", ignore_errors=True)
+    from_lake = cli("hour", hour, "--source", mirror.root, "--out", tmp_path / "from-lake", "--lake", lake)
+    assert from_lake.returncode == 0, from_lake.stderr
+    assert "from the lake" in from_lake.stdout
+    folder = "format=csv/year=2020/month=01/day=22/hour=02"
+    assert only_data_file(tmp_path / "from-lake" / folder) == only_data_file(tmp_path / "from-dump" / folder)
+    marker = json.loads((tmp_path / "from-lake" / folder / "_SUCCESS").read_text())
+    assert marker["inputs"][0]["file"] == "pageviews-20200122-030000.gz" and "lake" in marker["inputs"][0]
+
+
+def test_a_manifest_naming_a_missing_file_is_not_held(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    staged = tmp_path / "t.parquet"
+    duckdb.sql(f"COPY (SELECT 'en' AS domain_code, 'Cat' AS page_title, 3::BIGINT AS views) TO '{staged}'")
+    from wikitop.lake import Source
+
+    lake.write_hour(HOUR, staged, rows=1, source=Source("pageviews-20200122-030000.gz"), lines=None)
+    assert lake.has(HOUR) and lake.hours() == [HOUR]
+    next(Path(lake.partition(HOUR)).glob("part-*")).unlink()
+    assert not lake.has(HOUR) and lake.hours() == []
+
+
+def test_the_cache_totals_move_into_the_default_lake(cli, mirror, real_hour, tmp_path):
+    cache = tmp_path / "cache"
+    old = cache / "totals/2020/2020-01/totals-20200122-02.parquet"
+    old.parent.mkdir(parents=True)
+    duckdb.sql(f"COPY (SELECT 'en' AS domain_code, 'Cat' AS page_title, 7::BIGINT AS views) TO '{old}'")
+    result = cli("window", format_hour(HOUR), format_hour(HOUR), "--source", mirror.root, "--out", tmp_path / "o",
+                 "--no-blacklist")
+    assert result.returncode == 0, result.stderr
+    assert not old.exists()
+    assert Lake(str(cache / "lake")).hours() == [HOUR]
