@@ -8,13 +8,13 @@ import queue
 import subprocess
 import sys
 import textwrap
-import zlib
 from collections import Counter
 
 import pyarrow as pa
 import pytest
 
 from conftest import EDGE_CASE_LINES, REAL_PREFIX
+from huge_lines import write_huge_line_gzip
 from wikitop.source.dump_reader import PairOrder, read_dump
 from wikitop.source.gzipfile import CorruptDump, verified_pieces
 from wikitop.synthetic import generate_hour
@@ -134,12 +134,7 @@ def test_lines_past_the_longest_kept_are_bad_however_the_dump_is_cut(tmp_path, p
 def test_a_huge_line_costs_no_more_memory_than_a_piece(tmp_path):
     """A 128 MB line in a gzip of 128 KB: read in 1 MB pieces, memory grows by a few of them."""
     path = tmp_path / "huge_line.gz"
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    with path.open("wb") as file:
-        file.write(compressor.compress(b"en Before 1 0\nen "))
-        for _ in range(128):
-            file.write(compressor.compress(b"x" * (1 << 20)))
-        file.write(compressor.compress(b" 2 0\nen After 3 0\n") + compressor.flush())
+    write_huge_line_gzip(path, megabytes=128, before=b"en Before 1 0\n")
     script = textwrap.dedent("""
         import json, sys
         from collections import Counter

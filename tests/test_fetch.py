@@ -12,13 +12,13 @@ import sys
 import textwrap
 import threading
 import time
-import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
+from huge_lines import write_huge_line_gzip
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
 from wikitop.source.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
 from wikitop.source.fetch import (
@@ -428,12 +428,7 @@ def test_verifying_costs_no_more_memory_however_well_the_dump_compresses(tmp_pat
     check_cached, as cache list --verify) and as a download does (chunks fed as they arrive):
     memory grows by a few megabytes, not by the compression ratio."""
     path = tmp_path / "pageviews-20200122-030000.gz"
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    with path.open("wb") as file:
-        file.write(compressor.compress(b"en "))
-        for _ in range(512):
-            file.write(compressor.compress(b"x" * (1 << 20)))
-        file.write(compressor.compress(b" 2 0\nen After 3 0\n") + compressor.flush())
+    write_huge_line_gzip(path, megabytes=512)
     assert path.stat().st_size < 1 << 20
     script = textwrap.dedent("""
         import json, sys

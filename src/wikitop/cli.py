@@ -32,7 +32,7 @@ from wikitop.storage import StorageError
 from wikitop.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from wikitop.runner import Summary
 
@@ -333,15 +333,32 @@ RANGE_OPTIONS = [
     click.option("--allow-incomplete", is_flag=True,
                  help="Publish days and windows even when some of their hours are missing (listed in "
                  "the result's metadata)."),
-    click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
-                 help="Keep downloaded dumps in the cache after use."),
 ]
+KEEP_RAW_OPTION = click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
+                               help="Keep downloaded dumps in the cache after use.")
 
 
 def range_options(command):
-    for option in reversed(RANGE_OPTIONS):
+    for option in reversed([*RANGE_OPTIONS, KEEP_RAW_OPTION]):
         command = option(command)
     return command
+
+
+def run_and_summarize(options: dict, run: Callable[..., list[Outcome]], required: Iterable[Period] = ()) -> NoReturn:
+    """``run(session, on_outcome=..., on_plan=...)`` over a session with progress, then the
+    summary table; exits 1 when the run failed (``Summary.failed``), else 0."""
+    from wikitop.runner import Summary
+
+    session = open_session(options, keep_totals_default=True)
+    try:
+        outcomes = with_progress(functools.partial(run, session), options["quiet"])
+    except HourError as error:
+        raise click.UsageError(str(error)) from None
+    finally:
+        session.close()
+    summary = Summary.of(outcomes)
+    print_summary(summary, options["quiet"])
+    sys.exit(1 if summary.failed(options["strict"], required=required) else 0)
 
 
 def with_progress(run: Callable[..., list[Outcome]], quiet: bool) -> list[Outcome]:
@@ -402,20 +419,10 @@ run only with --strict; a failed hour always does. {HOUR_HELP}""")
 @common_options
 @with_errors_as_exit_codes
 def range_command(start, end, daily, hourly, allow_incomplete, keep_raw, **options):
-    from wikitop.runner import Summary, run_range
+    from wikitop.runner import run_range
 
-    session = open_session(options, keep_totals_default=True)
-    try:
-        outcomes = with_progress(functools.partial(run_range, session, start, end, hourly=hourly, daily=daily,
-                                                   allow_incomplete=allow_incomplete, keep_raw=keep_raw),
-                                 options["quiet"])
-    except HourError as error:
-        raise click.UsageError(str(error)) from None
-    finally:
-        session.close()
-    summary = Summary.of(outcomes)
-    print_summary(summary, options["quiet"])
-    sys.exit(1 if summary.failed(options["strict"]) else 0)
+    run_and_summarize(options, functools.partial(run_range, start=start, end=end, hourly=hourly, daily=daily,
+                                                 allow_incomplete=allow_incomplete, keep_raw=keep_raw))
 
 
 @main.command(help=f"""Publish one top over all hours from START to END (both included).
@@ -426,25 +433,15 @@ OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
 @click.argument("start", type=HOUR)
 @click.argument("end", type=HOUR)
 @click.option("--allow-incomplete", is_flag=True, help="Publish even when some hours are missing.")
-@click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
-              help="Keep downloaded dumps in the cache after use.")
+@KEEP_RAW_OPTION
 @common_options
 @with_errors_as_exit_codes
 def window(start, end, allow_incomplete, keep_raw, **options):
-    from wikitop.runner import Summary, publish_period
+    from wikitop.runner import publish_period
 
     period = Period.window(start, end)
-    session = open_session(options, keep_totals_default=True)
-    try:
-        outcomes = with_progress(functools.partial(publish_period, session, period, allow_incomplete=allow_incomplete,
-                                                   keep_raw=keep_raw), options["quiet"])
-    except HourError as error:
-        raise click.UsageError(str(error)) from None
-    finally:
-        session.close()
-    summary = Summary.of(outcomes)
-    print_summary(summary, options["quiet"])
-    sys.exit(1 if summary.failed(options["strict"], required=[period]) else 0)
+    run_and_summarize(options, functools.partial(publish_period, period=period, allow_incomplete=allow_incomplete,
+                                                 keep_raw=keep_raw), required=[period])
 
 
 @main.command(help=f"""Put the full page totals of every hour from START to END (both included) in the
@@ -452,24 +449,13 @@ pageviews lake (--lake), ranking nothing: hours it holds are skipped, downloads 
 'wikitop range', and a killed ingest resumes where it stopped. {HOUR_HELP}""")
 @click.argument("start", type=HOUR)
 @click.argument("end", type=HOUR)
-@click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
-              help="Keep downloaded dumps in the cache after use.")
+@KEEP_RAW_OPTION
 @common_options
 @with_errors_as_exit_codes
 def ingest(start, end, keep_raw, **options):
-    from wikitop.runner import Summary, run_ingest
+    from wikitop.runner import run_ingest
 
-    session = open_session(options, keep_totals_default=True)
-    try:
-        outcomes = with_progress(functools.partial(run_ingest, session, start, end, keep_raw=keep_raw),
-                                 options["quiet"])
-    except HourError as error:
-        raise click.UsageError(str(error)) from None
-    finally:
-        session.close()
-    summary = Summary.of(outcomes)
-    print_summary(summary, options["quiet"])
-    sys.exit(1 if summary.failed(options["strict"]) else 0)
+    run_and_summarize(options, functools.partial(run_ingest, start=start, end=end, keep_raw=keep_raw))
 
 
 def open_lake(settings: Settings):
