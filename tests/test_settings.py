@@ -75,7 +75,7 @@ def test_every_flag_of_the_hour_command_is_read():
     (["--max-connections", "9"], "allows 3 connections per client"),
     (["2020-01-22T02"], "unexpected argument '2020-01-22T02'"),
     (["--strict=yes"], "no such flag: --strict=yes"),
-    (["--storage-option", "secret"], "a --storage-option is not KEY=VALUE"),
+    (["--storage-option", "secret"], "a --storage-option needs an = between its key and its value"),
     (["--namespace", "talk"], "namespace must be one of"),
     (["--min-views", "-1"], "min_views must be a non-negative integer"),
 ])

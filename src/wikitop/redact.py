@@ -23,8 +23,7 @@ _SECRET_PARAMETER_NAME = (
     r"x-amz-[\w-]+|[\w.-]*(?:token|secret|passw(?:or)?d|signature|credential|api_?key|access_?key)[\w.-]*"
     r"|sig|key|auth"
 )
-# KEY=VALUE is the placeholder of usage messages, not a secret.
-_SECRET_PARAMETER = re.compile(rf"(?i)(?<![\w-])((?:{_SECRET_PARAMETER_NAME})=)(?!(?-i:VALUE)\b)[^&\s\"'<>]+")
+_SECRET_PARAMETER = re.compile(rf"(?i)(?<![\w-])((?:{_SECRET_PARAMETER_NAME})=)[^&\s\"'<>]+")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 _known_secrets: set[str] = set()

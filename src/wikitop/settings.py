@@ -326,7 +326,8 @@ def storage_options_from_flags(
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError("a --storage-option is not KEY=VALUE")  # no echo: it may hold a secret
+            # No echo of the pair: it may hold a secret.
+            raise ValueError("a --storage-option needs an = between its key and its value")
         try:
             value = json.loads(text)
         except ValueError:
