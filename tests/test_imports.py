@@ -4,6 +4,8 @@ a module that imports it back, directly or through others."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import wikitop
@@ -67,3 +69,25 @@ def test_the_cycle_check_sees_imports_inside_functions():
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     source = PACKAGE / "runner.py"
     assert "wikitop.pipeline" in imported_modules(source, set(import_graph()))
+
+
+def test_help_imports_no_arrow_nor_numpy():
+    """Every command's help is read before any data is: it must not pay for Arrow or NumPy.
+    The import system probes modules for names such as __path__ (model's __getattr__)."""
+    script = (
+        "import sys\n"
+        "from wikitop import cli\n"
+        "for command in [[], *([name] for name in cli.main.commands)]:\n"
+        "    cli.main([*command, '--help'], standalone_mode=False)\n"
+        "print(sorted(name for name in ('pyarrow', 'numpy', 'duckdb') if name in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_schema_name_is_made_and_no_other():
+    import wikitop.model as model
+
+    assert set(model._schemas()) == model._SCHEMA_NAMES
+    assert all(getattr(model, name).names for name in model._SCHEMA_NAMES)
+    assert not hasattr(model, "__path__")

@@ -98,6 +98,9 @@ class Period:
         return cls(record["kind"], parse_hour(record["start"]), parse_hour(record["end"]))
 
 
+_SCHEMA_NAMES = frozenset({"RESULT_SCHEMA", "PROJECT_RESULT_SCHEMA", "TOTALS_SCHEMA"})
+
+
 @functools.cache
 def _schemas() -> dict[str, pa.Schema]:
     import pyarrow as pa
@@ -123,7 +126,7 @@ def __getattr__(name: str) -> pa.Schema:
     with each page's mobile share) and TOTALS_SCHEMA (an hour's kept totals), made
     on first use: Arrow takes a fifth of a second to import, which commands that only plan,
     fetch or list need not pay, and a range's first requests need not wait for."""
-    try:
-        return _schemas()[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    # The name first: the import system asks for names such as __path__, which must not import Arrow.
+    if name not in _SCHEMA_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _schemas()[name]
