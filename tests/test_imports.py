@@ -91,3 +91,17 @@ def test_every_schema_name_is_made_and_no_other():
     assert set(model._schemas()) == model._SCHEMA_NAMES
     assert all(getattr(model, name).names for name in model._SCHEMA_NAMES)
     assert not hasattr(model, "__path__")
+
+
+def test_a_session_with_nothing_to_migrate_starts_without_arrow(tmp_path):
+    """A range's first requests go out while Arrow is still to import: opening a session (which
+    moves the cache's old totals into the lake, when there are any) must not import it."""
+    script = (
+        "import sys\n"
+        "from wikitop.pipeline import Wikitop\n"
+        "from wikitop.settings import Settings\n"
+        f"Wikitop(Settings(cache_dir={str(tmp_path)!r}, out={str(tmp_path / 'out')!r})).close()\n"
+        "print(sorted(name for name in ('pyarrow', 'numpy', 'duckdb') if name in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]"

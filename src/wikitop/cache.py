@@ -19,11 +19,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from wikitop.hours import dump_file_name, parse_dump_file_name
-from wikitop.lake import DATASET
+from wikitop.lake import DATASET, default_lake, hour_of_partition
 from wikitop.locks import LOCK_SUFFIX, try_exclusive
 from wikitop.source.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.storage import MARKER, marker_record
@@ -34,7 +34,6 @@ KINDS = ("dumps", "totals")
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
-_LAKE_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})")
 # What follows the dump's name in the names of a download's pieces (wikitop.source.download).
 _PARTIAL_SUFFIX = re.compile(r"\.part(?:-\d+-\d+-of-\d+)?")
 
@@ -74,7 +73,7 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
             if parsed and (not parsed[1] or _PARTIAL_SUFFIX.fullmatch(parsed[1])) and path.is_file():
                 entries.append(_dump_entry(path, *parsed))
     if "totals" in kinds:
-        for folder in sorted((cache_dir / "lake" / DATASET).glob("year=*/month=*/day=*/hour=*")):
+        for folder in sorted((default_lake(cache_dir) / DATASET).glob("year=*/month=*/day=*/hour=*")):
             if (entry := _lake_hour_entry(folder)) is not None:
                 entries.append(entry)
     return sorted(entries, key=lambda entry: entry.modified)
@@ -82,15 +81,14 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
 
 def _lake_hour_entry(folder: Path) -> CacheEntry | None:
     """A partition of the default lake: kept when its manifest names a file it holds."""
-    match = _LAKE_PARTITION.fullmatch("/".join(folder.parts[-4:]))
+    hour = hour_of_partition(folder.as_posix())
     files = [path for path in folder.iterdir() if path.is_file() and not path.name.endswith(LOCK_SUFFIX)]
-    if not match or not files:
+    if hour is None or not files:
         return None
     stats = [path.stat() for path in files]
     manifest = folder / MARKER
     record = marker_record(manifest.read_bytes()) if manifest.exists() else None
     kept = record is not None and (folder / record["file"]).is_file()
-    hour = datetime(*map(int, match.groups()), tzinfo=UTC)
     return CacheEntry("totals", folder, sum(s.st_size for s in stats), max(s.st_mtime for s in stats), hour,
                       "kept" if kept else "temporary")
 

@@ -227,9 +227,7 @@ class Wikitop:
         for hour in sorted(set(period.hours) - self.lake.held(period.hours)):
             dump = self.fetch(hour)
             try:
-                with self.lake.staging() as staged:
-                    lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=s.strict)
-                    self._write_lake_hour(hour, dump, staged, lines, pages)
+                self._ingest_dump(hour, dump)
             finally:
                 self.dumps.release(hour)
         return self._rank_lake_hours(period.hours).table
@@ -267,13 +265,18 @@ class Wikitop:
         period = Period.hour(hour)
         with outcome_of_failures(period) as failed:
             started = time.monotonic()
-            with self.lake.staging() as staged:
-                lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=self.settings.strict)
-                self._write_lake_hour(hour, dump, staged, lines, pages)
+            pages = self._ingest_dump(hour, dump)
             seconds = {"fetch": round(fetch_seconds, 3), "compute": round(time.monotonic() - started, 3)}
             return Outcome(period, Status.DONE, f"{pages} pages into the lake",
                            self.lake.display(self.lake.partition(hour)), {"timings_seconds": seconds})
         return failed.outcome
+
+    def _ingest_dump(self, hour: datetime, dump: DumpFile) -> int:
+        """Put the hour's full page totals from its fetched dump in the lake; returns its pages."""
+        with self.lake.staging() as staged:
+            lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=self.settings.strict)
+            self._write_lake_hour(hour, dump, staged, lines, pages)
+        return pages
 
     def _write_lake_hour(self, hour: datetime, dump: DumpFile, staged, lines: LineReport, pages: int) -> None:
         source = Source(dump.name, dump.source, dump.size)

@@ -15,6 +15,7 @@ import fsspec.utils
 import platformdirs
 
 from wikitop.errors import WikitopError
+from wikitop.lake import default_lake
 from wikitop.publish.store import FORMATS
 from wikitop.rank import DEFAULT_MEMORY_LIMIT, ENGINES
 from wikitop.rank.blacklist import DEFAULT_BLACKLIST
@@ -289,7 +290,7 @@ class Settings:
     @property
     def lake_url(self) -> str:
         """Where the pageviews lake is: --lake, or the cache's folder lake/."""
-        return self.lake or str(self.cache_dir / "lake")
+        return self.lake or str(default_lake(self.cache_dir))
 
 
 _FIELDS = frozenset(field.name for field in dataclasses.fields(Settings))

@@ -35,7 +35,18 @@ DATASET = "pageviews"
 COLUMNS = ("domain_code", "page_title", "views")
 # Parallel requests when checking or fetching many hours of a remote lake (a year is 8,760).
 REQUESTS_AT_ONCE = 8
-_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})$")
+_PARTITION = re.compile(r"(?:^|/)year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})$")
+
+
+def default_lake(cache_dir: Path) -> Path:
+    """Where the lake is when --lake does not say: a folder of the cache."""
+    return Path(cache_dir) / "lake"
+
+
+def hour_of_partition(folder: str) -> datetime | None:
+    """The hour of a partition folder (``.../year=YYYY/month=MM/day=DD/hour=HH``), None for another path."""
+    match = _PARTITION.search(folder)
+    return datetime(*map(int, match.groups()), tzinfo=UTC) if match else None
 
 
 class LakeError(StorageError):
@@ -97,11 +108,11 @@ class Lake(FolderStore):
         held = []
         for path in manifests:
             folder = path.rpartition("/")[0]
-            match = _PARTITION.search(folder)
+            hour = hour_of_partition(folder)
             content = contents.get(path)
             manifest = marker_record(content) if isinstance(content, bytes) else None
-            if match and manifest and f"{folder}/{manifest['file']}" in files:
-                held.append(datetime(*map(int, match.groups()), tzinfo=UTC))
+            if hour and manifest and f"{folder}/{manifest['file']}" in files:
+                held.append(hour)
         return held
 
     @contextlib.contextmanager
@@ -205,8 +216,6 @@ def migrate_cache_totals(cache_dir: Path, lake: Lake) -> int:
     """Move the hourly totals that wikitop kept in ``CACHE/totals/YYYY/YYYY-MM/`` before the
     lake into ``lake``; returns how many hours it moved. A file is deleted once its hour is in
     the lake, so a migration killed midway goes on at the next run."""
-    import pyarrow.parquet as pq
-
     moved = 0
     folder = Path(cache_dir) / "totals"
     for path in sorted(folder.glob("*/*/totals-*.parquet")):
@@ -214,6 +223,8 @@ def migrate_cache_totals(cache_dir: Path, lake: Lake) -> int:
         if hour is None:
             continue
         if not lake.has(hour):
+            import pyarrow.parquet as pq  # only with something to migrate: every session runs this
+
             rows = pq.ParquetFile(path).metadata.num_rows
             lake.write_hour(hour, path, rows=rows, source=Source(dump_file_name(hour)), lines=None)
             moved += 1
