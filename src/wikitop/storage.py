@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -128,9 +129,11 @@ class FolderStore:
         except Exception as error:
             raise self.error(f"cannot read {self.display(folder)}: {self._describe(error)}") from None
 
-    def write_folder(self, folder: str, name: str, data: bytes, marker: dict) -> str:
-        """Write the data file ``name``, then the marker (with ``file`` and ``file_bytes``
-        added), then remove leftovers; returns the data file's path."""
+    def write_folder(self, folder: str, data: bytes, extension: str, marker: dict) -> str:
+        """Write the data file (``part-DIGEST.EXTENSION``, named after the first 16 hex digits of
+        its bytes' SHA-256), then the marker (with ``file`` and ``file_bytes`` added), then
+        remove leftovers; returns the data file's path."""
+        name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.{extension}"
         marker = dict(marker, file=name, file_bytes=len(data))
         marker_text = redact(json.dumps(marker, indent=2, ensure_ascii=False), self._secrets)
         started = datetime.now(UTC)

@@ -13,7 +13,6 @@ local paths of the hours they ask for (``files``), downloaded first from a remot
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import tempfile
@@ -131,7 +130,6 @@ class Lake(FolderStore):
     def write_hour(self, hour: datetime, staged: Path, *, rows: int, source: Source, lines: dict | None) -> str:
         """Put the hour's totals (the Parquet file ``staged``) in the lake: data, then manifest."""
         data = Path(staged).read_bytes()
-        name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
         manifest = {
             "hour": format_hour(hour),
             "hour_rule": HOUR_RULE,
@@ -141,7 +139,7 @@ class Lake(FolderStore):
             "wikitop_version": __version__,
             "written_at": now_text(),
         }
-        return self.write_folder(self.partition(hour), name, data, manifest)
+        return self.write_folder(self.partition(hour), data, "parquet", manifest)
 
     def data_path(self, hour: datetime, manifest: dict) -> str:
         return f"{self.partition(hour)}/{manifest['file']}"

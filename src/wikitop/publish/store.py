@@ -11,7 +11,6 @@ Arrow is imported by the functions that encode and decode results, when they run
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from typing import TYPE_CHECKING
@@ -126,9 +125,8 @@ class ResultStore(FolderStore):
     def publish(self, period: Period, fmt: str, table: pa.Table, metadata: dict) -> str:
         """Write the data file, then the marker, then remove leftovers; returns the data file's path."""
         data = serialize(table, fmt)
-        name = f"part-{hashlib.sha256(data).hexdigest()[:16]}.{_EXTENSIONS[fmt]}"
         marker = dict(metadata, format=fmt, published_at=now_text())
-        return self.write_folder(self.folder(period, fmt), name, data, marker)
+        return self.write_folder(self.folder(period, fmt), data, _EXTENSIONS[fmt], marker)
 
     def data_exists(self, period: Period, fmt: str, marker: dict) -> bool:
         """The data file the marker names exists (one HEAD on S3)."""
