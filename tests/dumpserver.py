@@ -253,6 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.dump_server
         path = urlsplit(self.path).path
         self.log = owner._record(self.command, path, self.headers, self.tcp.id)
+        if head_only and owner._heads_together is not None:
+            owner._heads_together.wait()
         try:
             if self.tcp.refused:
                 self._send_simple(503, b"Too many connections\n", head_only, {"Connection": "close"})
@@ -458,6 +460,12 @@ class DumpServer:
         self._threads: list[threading.Thread] = []
         self._httpd: _HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
+        self._heads_together: threading.Barrier | None = None
+
+    def answer_heads_together(self, count: int, timeout: float = 30.0) -> None:
+        """Answer no HEAD request until ``count`` of them have arrived (then all at once), so
+        that a test knows every client has asked before any is answered."""
+        self._heads_together = threading.Barrier(count, timeout=timeout)
 
     @property
     def url(self) -> str:

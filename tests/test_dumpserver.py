@@ -104,6 +104,19 @@ def test_head_sends_the_headers_only(server: DumpServer, payload: bytes):
     assert server.requests[-1].bytes_sent == 0
 
 
+def test_heads_answered_together_wait_for_each_other(server: DumpServer):
+    server.answer_heads_together(2)
+    answered = []
+    first = threading.Thread(target=lambda: answered.append(fetch(server, method="HEAD")[0].status))
+    first.start()
+    assert wait_for(lambda: len(server.requests) == 1)
+    first.join(0.3)
+    assert answered == []  # the first HEAD waits for the second
+    assert fetch(server, method="HEAD")[0].status == 200
+    first.join(5)
+    assert answered == [200]
+
+
 @pytest.mark.parametrize(
     "range_header, first, last",
     [("bytes=100-", 100, None), ("bytes=100-199", 100, 199), ("bytes=-6", -6, None), ("bytes=10-9999999", 10, None)],

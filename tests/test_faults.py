@@ -631,6 +631,9 @@ def test_hours_fetched_together_come_one_after_the_other(tmp_path, small_hour):
     hours = consecutive_hours(3)
     with DumpServer(serve_hours(tmp_path, small_hour, len(hours)).root) as server:
         server.add_faults(".gz", Fault.slow(400_000, count=3 * len(hours)))
+        # A HEAD is asked once its hour is in line: every hour is, before any is answered (else a
+        # thread the machine starts late has not asked yet when a later hour's transfer begins).
+        server.answer_heads_together(len(hours))
         store = DumpStore([server.url], tmp_path / "cache", Fetcher(min_segment_bytes=RANGE_BYTES))
         with ThreadPoolExecutor(len(hours)) as pool:
             list(pool.map(store.fetch, reversed(hours)))
