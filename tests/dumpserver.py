@@ -7,7 +7,7 @@ User-Agent substring (403 "Blocked user agent" otherwise) and per-connection
 throttling after the first MiB of a response.
 
 Faults are queued per path suffix with ``add_faults`` and consumed by the next
-matching requests, in order. Status faults apply to GET and HEAD; all other
+matching requests, in order. Status and header faults apply to GET and HEAD; all other
 faults change the body, so they apply to GET only: a HEAD request leaves them
 queued for the next GET.
 
@@ -49,7 +49,7 @@ RESET_DRAIN_TIMEOUT_S = 2.0
 
 FaultKind = Literal[
     "status", "reset_after", "stall_after", "truncate", "corrupt",
-    "wrong_length", "ignore_range", "empty", "slow", "drip",
+    "wrong_length", "ignore_range", "empty", "slow", "drip", "drip_headers",
 ]  # fmt: skip
 
 
@@ -77,7 +77,7 @@ class Fault:
 
     @property
     def applies_to_head(self) -> bool:
-        return self.kind == "status"
+        return self.kind in ("status", "drip_headers")
 
     @classmethod
     def status(
@@ -130,6 +130,12 @@ class Fault:
     def drip(cls, bytes_per_s: float, count: int = 1) -> Fault:
         """Send the whole body one byte at a time, ``bytes_per_s`` a second: never a stall."""
         return cls("drip", count, rate=bytes_per_s)
+
+    @classmethod
+    def drip_headers(cls, bytes_per_s: float, count: int = 1) -> Fault:
+        """Send the status line and headers one byte at a time, ``bytes_per_s`` a second (then
+        the body as usual): never a stall, so only a wall-clock bound ends the wait."""
+        return cls("drip_headers", count, rate=bytes_per_s)
 
 
 @dataclass
@@ -353,8 +359,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
         if span:
             self.send_header("Content-Range", f"bytes {first}-{last}/{total}")
+        if kind == "drip_headers":
+            self._drip_headers(fault.rate)
         self.end_headers()
         return first, length
+
+    def _drip_headers(self, bytes_per_s: float) -> None:
+        """Send the headers buffered so far one byte at a time; end_headers sends the rest."""
+        stopping = self.server.dump_server._stopping
+        for byte in b"".join(self._headers_buffer):
+            if stopping.wait(1 / bytes_per_s):
+                raise ConnectionAbortedError("the server is stopping")
+            self.wfile.write(bytes([byte]))
+        self._headers_buffer = []
 
     def _stream(
         self, handle: BinaryIO, first: int, length: int, corrupt_at: int | None, pacer: _Pacer

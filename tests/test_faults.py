@@ -294,6 +294,29 @@ def test_a_dripping_server_is_given_up_on_at_the_deadline(cli, server, tmp_path,
     assert len(gets(server)) == 1
 
 
+def test_a_server_dripping_its_headers_is_given_up_on_at_the_deadline(cli, server, tmp_path):
+    """requests' timeouts are per socket read: headers sent a byte at a time never trip them."""
+    server.add_faults(".gz", Fault.drip_headers(2, count=10))
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, "--no-blacklist", "--stall-timeout", "60",
+                 "--deadline", "2s", timeout=30)  # unbound, the headers alone would take minutes
+    host = urlsplit(server.url).netloc
+    assert_failed_clearly(result, out, "not fetched within the deadline of 2s (--deadline)",
+                          f"{host} was still sending its answer's headers")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_deadline_headers_are_bounded_by_the_stall_timeout(cli, server, tmp_path):
+    server.add_faults(".gz", Fault.drip_headers(2, count=10))
+    out = tmp_path / "out"
+    result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, "--no-blacklist", "--deadline", "0",
+                 "--stall-timeout", "1", "--retries", "1", "--retry-delay", "0.05", timeout=30)
+    host = urlsplit(server.url).netloc
+    assert_failed_clearly(result, out, "after 2 failed attempts in a row",
+                          f"{host} sent no complete answer (status and headers) within 1s", "(--stall-timeout)")
+    assert [r.method for r in server.requests] == ["HEAD", "HEAD"]
+
+
 def test_the_deadline_bounds_a_fetch_in_ranges_and_its_retries(server, tmp_path):
     server.add_faults(".gz", Fault.status(503), Fault.drip(50, count=10))
     cache = tmp_path / "cache"

@@ -31,6 +31,7 @@ from s3server import S3Server, unavailable_reason
 
 pytest.importorskip("s3fs")
 
+from wikitop import storage  # noqa: E402
 from wikitop.model import RESULT_SCHEMA  # noqa: E402
 from wikitop.publish.store import (  # noqa: E402
     FORMATS,
@@ -39,7 +40,7 @@ from wikitop.publish.store import (  # noqa: E402
     ResultStore,
     deserialize,
 )
-from wikitop.storage import MULTIPART_PART_BYTES, S3_CLIENT_CONFIG  # noqa: E402
+from wikitop.storage import MULTIPART_PART_BYTES, S3_CLIENT_CONFIG, FolderStore, StorageError  # noqa: E402
 
 _REASON = unavailable_reason()
 pytestmark = [pytest.mark.s3, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
@@ -473,6 +474,40 @@ def test_an_endpoint_that_never_accepts_fails_within_the_bound(s3, prefix):
         assert time.monotonic() - started < 3 * 1 + 3  # attempts x connect timeout + backoff
         for filler in fillers:
             filler.close()
+
+
+@pytest.mark.parametrize("size", [1000, 3 * MULTIPART_PART_BYTES], ids=["one PUT", "multipart"])
+def test_an_upload_to_an_endpoint_that_never_reads_ends_within_the_upload_bound(s3, monkeypatch, size):
+    """The endpoint takes connections, then neither reads nor answers: botocore's read timeout
+    does not cover sending a body, so only the upload bound ends a PUT."""
+    monkeypatch.setattr(storage, "UPLOAD_BASE_SECONDS", 2.0)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        accepted: list[socket.socket] = []
+        threading.Thread(target=lambda: accepted.extend(iter(lambda: listener.accept()[0], None)),
+                         daemon=True).start()
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        options = dict(store_options(s3), client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"})
+        store = FolderStore(f"s3://{BUCKET}/blackholed", options)
+        outcome: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                store.write_folder(f"{BUCKET}/blackholed/x", b"x" * size, "bin", {})
+            except BaseException as error:
+                outcome.append(error)
+
+        uploader = threading.Thread(target=upload, daemon=True)
+        uploader.start()
+        uploader.join(60)  # unbound, the upload of one PUT never ends
+        assert not uploader.is_alive(), "the upload is still running"
+        for sock in accepted:
+            sock.close()
+    [error] = outcome
+    assert isinstance(error, StorageError)
+    assert "did not answer in time" in str(error) or f"the storage endpoint {endpoint} did not take the upload" \
+        in str(error)
+    assert endpoint in str(error)
 
 
 def test_an_endpoint_dropping_a_multipart_upload_fails_with_one_line(s3, s3_cli, two_hours, prefix, tmp_path):

@@ -195,7 +195,8 @@ COMMON_OPTIONS = [
                  "5m) and is never shorter than the server's Retry-After. [env WIKITOP_RETRY_DELAY]"),
     click.option("--stall-timeout", type=Duration(), default="60s", show_default=True, metavar="DURATION",
                  envvar="WIKITOP_STALL_TIMEOUT",
-                 help="Drop a connection that brings no byte for this long, and resume. [env WIKITOP_STALL_TIMEOUT]"),
+                 help="Drop a connection that brings no byte for this long, or whose answer's headers are not all "
+                 "in this long after the request, and retry. [env WIKITOP_STALL_TIMEOUT]"),
     click.option("--deadline", type=Duration(), default="30m", show_default=True, metavar="DURATION",
                  envvar="WIKITOP_DEADLINE",
                  help="Give up on a file not fetched this long after its first request got a connection, "

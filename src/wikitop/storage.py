@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
+import fsspec.exceptions
 import fsspec.utils
 
 from wikitop import locks
@@ -52,6 +53,10 @@ S3_CLIENT_CONFIG = {
 }
 # s3fs retries some errors again on top of botocore; one attempt of its own is enough.
 S3FS_RETRIES = 1
+# botocore's read timeout does not cover sending a body: an endpoint that takes the
+# connection and never reads holds a PUT forever. So an upload, all its parts and retries,
+# must end within this long plus one second per MiB (at least 1 MiB/s).
+UPLOAD_BASE_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +162,25 @@ class FolderStore:
     def _write(self, path: str, data: bytes) -> None:
         if self.is_s3:
             # A PUT, or a multipart upload once completed, becomes visible whole.
-            self.fs.pipe_file(path, data, chunksize=MULTIPART_PART_BYTES)
+            bound = upload_bound_seconds(len(data))
+            try:
+                self.fs.pipe_file(path, data, chunksize=MULTIPART_PART_BYTES, timeout=bound)
+            except fsspec.exceptions.FSTimeoutError:
+                raise TimeoutError(
+                    f"the storage endpoint {self._endpoint()} did not take the upload of {len(data)} bytes "
+                    f"within {bound:.0f}s"
+                ) from None
             return
         if not self.is_local:
             self.fs.pipe_file(path, data)
             return
         write_atomically(Path(path), data)
+
+    def _endpoint(self) -> str:
+        try:
+            return self.fs.s3.meta.endpoint_url
+        except AttributeError:  # no client made yet
+            return "(unknown)"
 
     def _remove_leftovers(self, folder: str, keep: str, started_before: datetime) -> None:
         """Data and temporary files older than ``started_before`` that neither ``keep`` nor the
@@ -226,6 +244,11 @@ def _log_orphaned_request_errors(loop: asyncio.AbstractEventLoop) -> None:
 def _is_connection_error(error: BaseException) -> bool:
     kinds = {f"{cls.__module__.partition('.')[0]}.{cls.__name__}" for cls in type(error).__mro__}
     return isinstance(error, OSError) or bool(kinds & _CONNECTION_ERRORS)
+
+
+def upload_bound_seconds(size: int) -> float:
+    """How long an upload of ``size`` bytes may take at most."""
+    return UPLOAD_BASE_SECONDS + size / 2**20
 
 
 def marker_record(content: bytes) -> dict | None:

@@ -23,7 +23,9 @@ import logging
 import os
 import random
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -252,6 +254,114 @@ _sessions: dict[int, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
+class _Watch:
+    """A wall-clock bound on one request, headers included, which requests' timeouts (per
+    socket read) do not give: a server dripping its headers a byte at a time never lets a
+    read time out. When time is up the connection's socket is shut down, which ends any
+    read blocked on it; ``expired`` then says which bound was passed.
+
+    The answer (status line and headers) must be complete within ``answer_seconds`` of the
+    request being sent; the whole request, body included, must end by ``deadline`` (seconds
+    from now; None: no bound but the answer's)."""
+
+    def __init__(self, answer_seconds: float, deadline: float | None):
+        self.answer_seconds = answer_seconds
+        self.expired: str | None = None  # "answer" or "deadline"
+        self.answering = True  # until the headers are in
+        self._deadline_at = None if deadline is None else time.monotonic() + deadline
+        self._sock = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._schedule(self._deadline_at, "deadline")
+
+    def sent(self, sock) -> None:
+        """The request went out on ``sock``: its answer is awaited from now."""
+        with self._lock:
+            self._sock = sock
+        answer_at = time.monotonic() + self.answer_seconds
+        if self._deadline_at is None or answer_at < self._deadline_at:
+            self._schedule(answer_at, "answer")
+
+    def answered(self) -> None:
+        """The headers are in: only the deadline is left."""
+        self.answering = False
+        self._schedule(self._deadline_at, "deadline")
+
+    def cancel(self) -> None:
+        self._schedule(None, "")
+
+    def _schedule(self, at: float | None, bound: str) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+            if at is not None and self.expired is None:
+                self._timer = threading.Timer(max(0.0, at - time.monotonic()), self._expire, (bound,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _expire(self, bound: str) -> None:
+        with self._lock:
+            self.expired = bound
+            sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+_current_watch = threading.local()
+
+
+def _watched_pool_classes() -> dict[str, type]:
+    """urllib3 pools whose connections tell the thread's current _Watch when a request has
+    gone out and when its headers are in."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Watched:
+        def getresponse(self, *args, **kwargs):
+            watch = getattr(_current_watch, "watch", None)
+            if watch is not None:
+                watch.sent(self.sock)
+            response = super().getresponse(*args, **kwargs)
+            if watch is not None:
+                watch.answered()
+            return response
+
+    class WatchedHTTPConnection(Watched, HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(Watched, HTTPSConnection):
+        pass
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    return {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+
+def _watched_adapter(connections_per_host: int) -> requests.adapters.HTTPAdapter:
+    import requests
+
+    pool_classes = _watched_pool_classes()
+
+    class WatchedAdapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pool_classes
+
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            if not proxy.lower().startswith("socks"):  # SOCKS managers bring pools of their own
+                manager.pool_classes_by_scheme = pool_classes
+            return manager
+
+    return WatchedAdapter(pool_connections=16, pool_maxsize=connections_per_host, pool_block=True, max_retries=0)
+
+
 def _shared_session(connections_per_host: int) -> requests.Session:
     """The process's HTTP session whose pools hold at most ``connections_per_host`` per host.
 
@@ -264,9 +374,7 @@ def _shared_session(connections_per_host: int) -> requests.Session:
     with _sessions_lock:
         if connections_per_host not in _sessions:
             session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(
-                pool_connections=16, pool_maxsize=connections_per_host, pool_block=True, max_retries=0
-            )
+            adapter = _watched_adapter(connections_per_host)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             _sessions[connections_per_host] = session
@@ -328,19 +436,51 @@ class Fetcher:
         self._hosts_without_head: set[str] = set()
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
 
-    def _request(self, method: str, url: str, headers: dict | None = None, stream: bool = False) -> requests.Response:
+    @contextlib.contextmanager
+    def _request(
+        self, method: str, url: str, headers: dict | None = None, stream: bool = False,
+        deadline: _Deadline | None = None,
+    ) -> Iterator[requests.Response]:
+        """The response, closed after the block; the request is bounded in wall-clock time
+        (see _Watch): its answer by the stall timeout, all of it by ``deadline``."""
         import requests
 
         timeout = (self.policy.connect_timeout, self.policy.stall_timeout)
+        watch = _Watch(self.policy.stall_timeout, deadline.remaining() if deadline else None)
+        _current_watch.watch = watch
         try:
-            return self.session.request(
-                method, url, headers={"User-Agent": self.user_agent, **(headers or {})},
-                timeout=timeout, allow_redirects=True, stream=stream,
+            try:
+                response = self.session.request(
+                    method, url, headers={"User-Agent": self.user_agent, **(headers or {})},
+                    timeout=timeout, allow_redirects=True, stream=stream,
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                self._raise_if_expired(watch, url, deadline)
+                raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
+            except requests.RequestException as error:
+                raise FetchError(f"cannot request {url}: {error}") from None
+            finally:
+                _current_watch.watch = None
+            with response:
+                try:
+                    yield response
+                except _Retryable:
+                    self._raise_if_expired(watch, url, deadline)
+                    raise
+        finally:
+            watch.cancel()
+
+    def _raise_if_expired(self, watch: _Watch, url: str, deadline: _Deadline | None) -> None:
+        """The error of a request the watchdog cut, naming the host that did not answer in time."""
+        host = urlsplit(url).netloc
+        if watch.expired == "answer":
+            raise _Retryable(
+                f"{host} sent no complete answer (status and headers) within {watch.answer_seconds:g}s "
+                f"of the request for {url} (--stall-timeout)"
             )
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
-        except requests.RequestException as error:
-            raise FetchError(f"cannot request {url}: {error}") from None
+        if watch.expired == "deadline" and deadline is not None:
+            still = "sending its answer's headers" if watch.answering else "sending the file"
+            raise deadline.exceeded(f"{host} was still {still}")
 
     def _check_status(self, response: requests.Response, url: str) -> None:
         status = response.status_code
@@ -437,15 +577,17 @@ class Fetcher:
     def get_bytes(self, url: str) -> bytes:
         import requests
 
+        deadline = _Deadline(url, self.policy.deadline, self.clock)
+
         def get() -> bytes:
-            with self._request("GET", url) as response:
+            with self._request("GET", url, deadline=deadline) as response:
                 self._check_status(response, url)
                 try:
                     return response.content
                 except requests.RequestException as error:
                     raise _Retryable(f"download of {url} broke off: {_root_cause(error)}") from None
 
-        return self._with_retries(url, get)
+        return self._with_retries(url, get, deadline=deadline)
 
     def ranged_size(self, url: str, deadline: _Deadline | None = None) -> int | None:
         """The file's size if the server says (HEAD) it serves byte ranges of it; None if
@@ -459,7 +601,7 @@ class Fetcher:
             return None
 
         def head() -> int | None:
-            with self._request("HEAD", url, headers={"Accept-Encoding": "identity"}) as response:
+            with self._request("HEAD", url, headers={"Accept-Encoding": "identity"}, deadline=deadline) as response:
                 if response.status_code in (405, 501):
                     self._hosts_without_head.add(host)
                     return None
@@ -541,7 +683,7 @@ class Fetcher:
 class _Deadline:
     """When the fetch of one file must be over: ``seconds`` (None: never) after its first
     request got a connection, so that a download waiting behind earlier hours' is not late.
-    It is checked between reads: a silent connection can overrun it by the stall timeout."""
+    Each request is cut when it passes (see _Watch), headers and silent reads included."""
 
     def __init__(self, url: str, seconds: float | None, clock: Clock):
         self.url = url
@@ -555,13 +697,22 @@ class _Deadline:
             if self.seconds is not None and self._end is None:
                 self._end = self.clock.monotonic() + self.seconds
 
-    def check(self, pause: float = 0.0, error: Exception | None = None) -> None:
+    def remaining(self) -> float | None:
+        """Seconds left (None: no bound, or not started)."""
+        if self._end is None:
+            return None
+        return max(0.0, self._end - self.clock.monotonic())
+
+    def check(self, pause: float = 0.0, error: Exception | str | None = None) -> None:
         """GaveUp if the deadline has passed, or will have after ``pause`` seconds."""
         if self._end is not None and self.clock.monotonic() + pause > self._end:
-            cause = f"; last error: {error}" if error else ""
-            raise GaveUp(
-                f"giving up on {self.url}: not fetched within the deadline of {self.seconds:g}s (--deadline){cause}"
-            )
+            raise self.exceeded(error)
+
+    def exceeded(self, error: Exception | str | None = None) -> GaveUp:
+        cause = f"; last error: {error}" if error else ""
+        return GaveUp(
+            f"giving up on {self.url}: not fetched within the deadline of {self.seconds:g}s (--deadline){cause}"
+        )
 
 
 class _RangesRefused(Exception):
@@ -660,7 +811,7 @@ class _Transfer(_FileTransfer):
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
+        with self.fetcher._request("GET", url, headers=headers, stream=True, deadline=self.deadline) as response:
             if response.status_code == 416 and offset:
                 raise self._restart(f"the server cannot resume at byte {offset} (416)")
             self.fetcher._check_status(response, url)
@@ -783,7 +934,7 @@ class _RangedTransfer(_FileTransfer):
             raise _Stopped
         url = self.url
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={offset}-{part.last}"}
-        with self.fetcher._request("GET", url, headers=headers, stream=True) as response:
+        with self.fetcher._request("GET", url, headers=headers, stream=True, deadline=self.deadline) as response:
             if response.status_code == 416:
                 raise CorruptDump(f"the file is no longer {self.total} bytes long (416 for bytes {offset}-)")
             self.fetcher._check_status(response, url)
