@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import shutil
 import socket
@@ -29,7 +30,7 @@ from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.hours import dump_relative_path
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.settings import Settings
-from wikitop.source.download import Fetcher, RetryPolicy
+from wikitop.source.download import DOWN_COOLDOWN_SECONDS, Fetcher, RetryPolicy
 from wikitop.source.fetch import DumpStore, FetchError
 from wikitop.synthetic import generate_hour
 
@@ -458,6 +459,43 @@ def test_sources_fail_over_in_order(cli, tmp_path, site, clean_result):
         assert [(r.method, r.status) for r in good.requests] == [("HEAD", 200), ("GET", 200)]
     marker = json.loads((out / PARTITION / "_SUCCESS").read_text())
     assert marker["inputs"][0]["source"].startswith(good.url)
+
+
+def refused_url() -> str:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{unused.getsockname()[1]}"
+
+
+DEAD_SOURCES = {
+    "connection refused": (refused_url, "Connection refused"),
+    # .invalid never resolves (RFC 6761), and resolvers answer so without asking the network.
+    "name that does not resolve": (lambda: "http://wikitop-test.invalid", "Failed to resolve"),
+}
+
+
+@pytest.mark.parametrize("dead, cause", DEAD_SOURCES.values(), ids=DEAD_SOURCES.keys())
+def test_a_dead_first_source_is_skipped_at_once_until_its_cool_down_ends(tmp_path, small_hour, caplog, dead, cause):
+    hours = [HOUR + timedelta(hours=n) for n in range(4)]
+    site = Mirror(tmp_path / "site")
+    for hour in hours:
+        site.add(hour, small_hour)
+    dead_source = dead()
+    clock = ManualClock()
+    with DumpServer(site.root) as server, caplog.at_level(logging.INFO, logger="wikitop"):
+        store = DumpStore([dead_source, server.url], tmp_path / "cache",
+                          Fetcher(policy=RetryPolicy(**FAST_POLICY), clock=clock))
+        for hour in hours[:3]:
+            assert store.fetch(hour).source.startswith(server.url)
+        assert clock.sleeps == []  # no retry of the dead source, no pause
+        clock.sleep(DOWN_COOLDOWN_SECONDS)  # then it is asked again, once
+        assert store.fetch(hours[3]).source.startswith(server.url)
+        store.close()
+    host = urlsplit(dead_source).netloc
+    found_down = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(found_down) == 2 and all(m.startswith(f"{host} is down (") and cause in m for m in found_down)
+    skipped = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "is down" in r.getMessage()]
+    assert len(skipped) == 2 and all("asked again in" in m for m in skipped)
 
 
 def test_a_source_without_the_file_falls_over_to_a_mirror_directory(tmp_path, site, clean_result):

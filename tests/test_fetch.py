@@ -19,8 +19,16 @@ from pathlib import Path
 import pytest
 
 from huge_lines import write_huge_line_gzip
+from manual_clock import ManualClock
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
-from wikitop.source.download import Fetcher, HostLimiter, RetryPolicy, check_content_range, parse_retry_after
+from wikitop.source.download import (
+    Fetcher,
+    HostLimiter,
+    RetryPolicy,
+    SourceDown,
+    check_content_range,
+    parse_retry_after,
+)
 from wikitop.source.fetch import (
     DumpStore,
     FetchError,
@@ -274,13 +282,39 @@ def test_connection_failures_are_told_by_their_cause_not_by_urllib3_wrappers():
 
         threading.Thread(target=hang_up, daemon=True).start()
         closed_port = hanging_up.getsockname()[1]
-        for port, cause in ((refused_port, "Connection refused"), (closed_port, "closed connection")):
-            url = f"http://127.0.0.1:{port}/pageviews-20200122-030000.gz"
-            with pytest.raises(FetchError) as caught:
-                fetcher.get_bytes(url)
-            message = str(caught.value)
-            assert message.startswith(f"giving up on {url} after 2 failed attempts in a row: ConnectionError")
-            assert cause in message and "Pool" not in message and "host=" not in message
+        url = f"http://127.0.0.1:{closed_port}/pageviews-20200122-030000.gz"
+        with pytest.raises(FetchError) as caught:
+            fetcher.get_bytes(url)
+        message = str(caught.value)
+        assert message.startswith(f"giving up on {url} after 2 failed attempts in a row: ConnectionError")
+        assert "closed connection" in message and "Pool" not in message and "host=" not in message
+    with pytest.raises(SourceDown) as caught:  # not retried: a refused connection makes the host down
+        fetcher.get_bytes(f"http://127.0.0.1:{refused_port}/pageviews-20200122-030000.gz")
+    message = str(caught.value)
+    assert message.startswith(f"127.0.0.1:{refused_port} is down (")
+    assert "Connection refused" in message and "Pool" not in message and "host=" not in message
+
+
+def test_connections_timing_out_twice_in_a_row_make_a_host_down():
+    """A listening socket whose backlog is full drops new connections, like a firewall."""
+    clock = ManualClock()
+    fetcher = Fetcher(policy=RetryPolicy(retries=5, backoff_base=0.01, connect_timeout=0.2), clock=clock)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = [socket.socket() for _ in range(2)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+        host = "127.0.0.1:%d" % listener.getsockname()[1]
+        with pytest.raises(SourceDown, match=f"^{host} is down \\(2 connection attempts timed out\\)") as first:
+            fetcher.get_bytes(f"http://{host}/a.gz")
+        with pytest.raises(SourceDown, match="asked again in") as second:
+            fetcher.get_bytes(f"http://{host}/b.gz")
+        for filler in fillers:
+            filler.close()
+    assert first.value.newly and not second.value.newly
+    assert len(clock.sleeps) == 1  # one retry, not five
 
 
 def cached_dump(tmp_path: Path) -> Path:

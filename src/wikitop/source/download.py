@@ -62,6 +62,57 @@ class GaveUp(FetchError):
     transient = True
 
 
+class SourceDown(FetchError):
+    """The host cannot be connected to (refused, unknown name, connections timing out):
+    it is not asked again until its cool-down is over, so that the next source is tried at
+    once. ``newly``: this very request found it down (not an earlier one)."""
+
+    transient = True
+
+    def __init__(self, message: str, newly: bool):
+        super().__init__(message)
+        self.newly = newly
+
+
+# How long a host found down is not asked again; then one request probes it.
+DOWN_COOLDOWN_SECONDS = 300.0
+# Connections timing out this many times in a row make a host down.
+DOWN_AFTER_CONNECT_TIMEOUTS = 2
+
+
+class _DownHosts:
+    """Hosts found down, with when and why; shared by every download of the Fetcher."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down: dict[str, tuple[float, str]] = {}
+
+    def mark(self, host: str, reason: str) -> SourceDown:
+        with self._lock:
+            self._down[host] = (self.clock.monotonic(), reason)
+        return SourceDown(
+            f"{host} is down ({reason}); not asked again for {DOWN_COOLDOWN_SECONDS:.0f}s", newly=True
+        )
+
+    def check(self, host: str) -> None:
+        """SourceDown while the host's cool-down lasts."""
+        with self._lock:
+            since, reason = self._down.get(host, (None, ""))
+        if since is None:
+            return
+        ago = self.clock.monotonic() - since
+        if ago < DOWN_COOLDOWN_SECONDS:
+            raise SourceDown(
+                f"{host} is down ({reason}, {ago:.0f}s ago); asked again in {DOWN_COOLDOWN_SECONDS - ago:.0f}s",
+                newly=False,
+            )
+
+    def answered(self, host: str) -> None:
+        with self._lock:
+            self._down.pop(host, None)
+
+
 def check_fetch_settings(user_agent: str, max_connections: int, allow_more_connections: bool) -> None:
     """ValueError for settings the dump server would refuse or punish."""
     if max_connections < 1:
@@ -406,9 +457,24 @@ def _root_cause(error: BaseException) -> str:
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, connect_timeout: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.connect_timeout = connect_timeout
+
+
+def _cannot_connect(error: BaseException) -> bool:
+    """A connection that could not be made at all: refused, unreachable, a name that does not resolve."""
+    from urllib3.exceptions import NewConnectionError  # (a connection that timed out is not one)
+
+    while error is not None:
+        if isinstance(error, NewConnectionError):
+            return True
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in getattr(error, "args", ()) if isinstance(arg, BaseException)), None)
+        error = inner
+    return False
 
 
 class Fetcher:
@@ -434,6 +500,7 @@ class Fetcher:
         self.clock = clock
         self.limiter = HostLimiter(max_connections)
         self._hosts_without_head: set[str] = set()
+        self.down_hosts = _DownHosts(clock)
         self.session = _shared_session(max(max_connections, SERVER_CONNECTION_LIMIT))
 
     @contextlib.contextmanager
@@ -456,7 +523,10 @@ class Fetcher:
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
                 self._raise_if_expired(watch, url, deadline)
-                raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}") from None
+                if _cannot_connect(error):
+                    raise self.down_hosts.mark(urlsplit(url).netloc, _root_cause(error)) from None
+                raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}",
+                                 connect_timeout=isinstance(error, requests.ConnectTimeout)) from None
             except requests.RequestException as error:
                 raise FetchError(f"cannot request {url}: {error}") from None
             finally:
@@ -518,17 +588,25 @@ class Fetcher:
     ):
         """Run ``attempt`` in a connection slot until it succeeds, the failures in a row
         exceed the retries or the deadline passes; a slot is waited for with ``priority``
-        (lower goes first). Setting ``stop`` ends a wait between attempts with _Stopped."""
-        failures = 0
+        (lower goes first). Setting ``stop`` ends a wait between attempts with _Stopped.
+        A host found down (see _DownHosts) is not retried: SourceDown at once."""
+        host = urlsplit(url).netloc
+        failures = connect_timeouts = 0
         best_mark = progress_mark() if progress_mark else 0
         while True:
+            self.down_hosts.check(host)
             try:
                 with self.limiter.slots(url).taken(priority):
                     if deadline:
                         deadline.start()
                         deadline.check()
-                    return attempt()
+                    result = attempt()
+                self.down_hosts.answered(host)
+                return result
             except _Retryable as error:
+                connect_timeouts = connect_timeouts + 1 if error.connect_timeout else 0
+                if connect_timeouts >= DOWN_AFTER_CONNECT_TIMEOUTS:
+                    raise self.down_hosts.mark(host, f"{connect_timeouts} connection attempts timed out") from None
                 if progress_mark and (mark := progress_mark()) > best_mark:
                     best_mark, failures = mark, 0
                 failures += 1

@@ -46,6 +46,11 @@ class NotPublished(FetchError):
     """No source has the file (yet)."""
 
 
+def _log_failed_source(error: FetchError) -> None:
+    """A warning, but only once for a source found down, not for every hour it is skipped."""
+    log.log(logging.INFO if getattr(error, "newly", True) is False else logging.WARNING, "%s", error)
+
+
 class HttpClient(Protocol):
     """What fetching asks of the HTTP client, ``wikitop.source.download.Fetcher``."""
 
@@ -237,7 +242,7 @@ class DumpStore:
                     return True
             except FetchError as error:
                 if error.transient:
-                    log.warning("%s", error)
+                    _log_failed_source(error)
                 else:
                     refusal = refusal or error
         if refusal:
@@ -324,7 +329,7 @@ class DumpStore:
             except FetchError as error:
                 failures.append(str(error))
                 if len(self.sources) > 1:
-                    log.warning("%s", error)
+                    _log_failed_source(error)
         if failures:
             raise FetchError(f"hour {format_hour(hour)} ({name}) could not be fetched: " + "; ".join(failures))
         details = "; ".join(map(str, missing))
