@@ -3,17 +3,27 @@ other readers (DuckDB, pyarrow) read it, and the cache's old totals move into it
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import shutil
+import tempfile
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
+import pytest
 
-from conftest import HOUR
+import reference
+import s3server
+from conftest import HOUR, run_wikitop, wikitop_env
 from reference import read_pageviews
 from wikitop.hours import format_hour
 from wikitop.lake import Lake
+from wikitop.synthetic import generate_hour
 
 # DuckDB reads the zero-padded month=01 and hour=02 as text unless told their types.
 HIVE_TYPES = "{'year': INTEGER, 'month': INTEGER, 'day': INTEGER, 'hour': INTEGER}"
@@ -80,3 +90,77 @@ def test_the_cache_totals_move_into_the_default_lake(cli, mirror, real_hour, tmp
     assert result.returncode == 0, result.stderr
     assert not old.exists()
     assert Lake(str(cache / "lake")).hours() == [HOUR]
+
+
+LAKE_BUCKET = "wikitop-lake"
+THREE_HOURS = [HOUR + timedelta(hours=n) for n in range(3)]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    pytest.importorskip("s3fs")
+    reason = s3server.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with tempfile.TemporaryDirectory(prefix="wikitop-s3-") as workdir, s3server.S3Server(Path(workdir)) as server:
+        server.create_bucket(LAKE_BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def three_hours(tmp_path_factory) -> list[Path]:
+    """Three generated hours, different from each other, with bad lines of every kind."""
+    folder = tmp_path_factory.mktemp("three-hours")
+    paths = [folder / f"{n}.gz" for n in range(len(THREE_HOURS))]
+    for seed, path in enumerate(paths):
+        generate_hour(path, lines=20_000, seed=100 + seed)
+    return paths
+
+
+def s3_env(server, cache: Path) -> dict:
+    """The CLI's environment: the S3 server's credentials and endpoint, a private cache."""
+    env = {k: v for k, v in wikitop_env(WIKITOP_CACHE_DIR=str(cache)).items() if not k.startswith("AWS_")}
+    return env | server.env()
+
+
+def published_window(out: Path) -> tuple[bytes, dict]:
+    [marker] = out.rglob("_SUCCESS")  # the one result published under out
+    folder = marker.parent
+    return only_data_file(folder), json.loads((folder / "_SUCCESS").read_text())
+
+
+@pytest.mark.s3
+def test_a_window_from_a_lake_on_s3_alone_equals_the_window_from_dumps(s3, mirror, three_hours, blacklist_file,
+                                                                        tmp_path):
+    for hour, path in zip(THREE_HOURS, three_hours):
+        mirror.add(hour, path)
+    start, end = format_hour(THREE_HOURS[0]), format_hour(THREE_HOURS[-1])
+    lake = f"s3://{LAKE_BUCKET}/lake-{uuid.uuid4().hex[:8]}"
+    ingested = run_wikitop("ingest", start, end, "--source", mirror.root, "--lake", lake,
+                           env=s3_env(s3, tmp_path / "ingest-cache"))
+    assert ingested.returncode == 0, ingested.stderr
+    assert s3.secret_key not in ingested.stdout + ingested.stderr
+    held = Lake(lake, {"key": s3.access_key, "secret": s3.secret_key,
+                       "client_kwargs": {"endpoint_url": s3.endpoint_url}}).hours()
+    assert held == THREE_HOURS
+
+    from_dumps = run_wikitop("window", start, end, "--source", mirror.root, "--out", tmp_path / "from-dumps",
+                             env=wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "dump-cache")))
+    assert from_dumps.returncode == 0, from_dumps.stderr
+
+    # No dump and no cache: the hours are only in the lake on S3.
+    shutil.rmtree(mirror.root)
+    shutil.rmtree(tmp_path / "ingest-cache")
+    cache = tmp_path / "s3-cache"
+    from_lake = run_wikitop("window", start, end, "--source", mirror.root, "--out", tmp_path / "from-lake",
+                            "--lake", lake, env=s3_env(s3, cache))
+    assert from_lake.returncode == 0, from_lake.stderr
+    assert not (cache / "pageviews").exists() and not (cache / "lake").exists()
+    data, marker = published_window(tmp_path / "from-lake")
+    expected_data, expected_marker = published_window(tmp_path / "from-dumps")
+    assert data == expected_data
+    assert marker["rows"] == expected_marker["rows"] > 0
+    assert marker["hours"] == expected_marker["hours"]
+    # And that is the reference's top of the three hours summed.
+    rows = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+    assert rows == reference.expected_csv_rows(three_hours, blacklist_file)
