@@ -526,14 +526,14 @@ parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.
 @out_options
 @with_errors_as_exit_codes
 def show(period_text, day, domains, limit, fmt, **options):
-    from wikitop.publish.results import pick_rows
+    from wikitop.publish.results import shown_rows
     from wikitop.publish.store import ResultStore
 
     period = period_argument(period_text, day)
     store = ResultStore(options["out"], storage_options(options))
     published = read_published(store, period, fmt)
     table, marker = published.table, published.marker
-    shown = pick_rows(table, domains, limit)
+    shown = shown_rows(table, domains, limit)
     if not shown:
         fail(f"{period.label} ({published.fmt}, {table.num_rows} rows) has no rows for domain code "
              f"{', '.join(domains)}")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from wikitop.errors import WikitopError
 from wikitop.hours import format_hour
 from wikitop.model import Period
-from wikitop.publish.store import FORMATS, ResultStore
+from wikitop.publish.store import FORMATS, ResultStore, rounded_share
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,6 +53,15 @@ def pick_rows(table: pa.Table, domains: Iterable[str] = (), limit: int | None = 
         per_domain[domain] += 1
         picked.append(list(row))
     return picked
+
+
+def shown_rows(table: pa.Table, domains: Iterable[str] = (), limit: int | None = None) -> list[list]:
+    """pick_rows as ``show`` prints them: mobile shares to 4 decimals, as in CSV."""
+    if "mobile_share" in table.column_names:
+        column = table.column_names.index("mobile_share")
+        table = table.set_column(column, "mobile_share", rounded_share(table.column(column)))
+    return [[f"{value:g}" if isinstance(value, float) else value for value in row]
+            for row in pick_rows(table, domains, limit)]
 
 
 def listing_entry(store: ResultStore, folder: str, marker: dict) -> dict:

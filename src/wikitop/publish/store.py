@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FORMATS = ("csv", "parquet", "jsonl")
+SHARE_DECIMALS = 4
 _EXTENSIONS = {"csv": "csv.gz", "parquet": "parquet", "jsonl": "jsonl.gz"}
 
 
@@ -75,12 +76,22 @@ def _csv_bytes(table: pa.Table) -> bytes:
     return header + lines.buffers()[2].slice(offsets[0], offsets[-1] - offsets[0]).to_pybytes()
 
 
+def rounded_share(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Mobile shares as CSV and ``show`` print them: to 4 decimals (Parquet and JSONL keep
+    them whole)."""
+    import pyarrow.compute as pc
+
+    return pc.round(values, SHARE_DECIMALS)
+
+
 def _csv_field(values: pa.ChunkedArray) -> pa.ChunkedArray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pa.types.is_floating(values.type):  # a NULL share: an empty field
+        return pc.fill_null(pc.cast(rounded_share(values), pa.string()), "")
     if not pa.types.is_string(values.type):
-        return pc.fill_null(pc.cast(values, pa.string()), "")  # a NULL share: an empty field
+        return pc.cast(values, pa.string())
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
     return pc.if_else(pc.match_substring_regex(values, '[,"\r\n]'), quoted, values)
 
