@@ -21,8 +21,8 @@ import reference
 import s3server
 from conftest import HOUR, run_wikitop, wikitop_env
 from reference import read_pageviews
-from wikitop.hours import format_hour
-from wikitop.lake import Lake
+from wikitop.hours import dump_file_name, format_hour
+from wikitop.lake import Lake, Source
 from wikitop.synthetic import generate_hour
 
 # DuckDB reads the zero-padded month=01 and hour=02 as text unless told their types.
@@ -68,13 +68,17 @@ def test_an_ingested_hour_is_read_by_others_and_ranked_as_its_dump(cli, mirror, 
     assert marker["inputs"][0]["file"] == "pageviews-20200122-030000.gz" and "lake" in marker["inputs"][0]
 
 
-def test_a_manifest_naming_a_missing_file_is_not_held(tmp_path):
-    lake = Lake(str(tmp_path / "lake"))
+def put_hours(lake: Lake, tmp_path: Path, hours: list) -> None:
+    """One page's totals as each of ``hours`` in ``lake``."""
     staged = tmp_path / "t.parquet"
     duckdb.sql(f"COPY (SELECT 'en' AS domain_code, 'Cat' AS page_title, 3::BIGINT AS views) TO '{staged}'")
-    from wikitop.lake import Source
+    for hour in hours:
+        lake.write_hour(hour, staged, rows=1, source=Source(dump_file_name(hour)), lines=None)
 
-    lake.write_hour(HOUR, staged, rows=1, source=Source("pageviews-20200122-030000.gz"), lines=None)
+
+def test_a_manifest_naming_a_missing_file_is_not_held(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    put_hours(lake, tmp_path, [HOUR])
     assert lake.has(HOUR) and lake.hours() == [HOUR]
     next(Path(lake.partition(HOUR)).glob("part-*")).unlink()
     assert not lake.has(HOUR) and lake.hours() == []
@@ -90,6 +94,45 @@ def test_the_cache_totals_move_into_the_default_lake(cli, mirror, real_hour, tmp
     assert result.returncode == 0, result.stderr
     assert not old.exists()
     assert Lake(str(cache / "lake")).hours() == [HOUR]
+
+
+def test_lake_ls_lists_the_hours_held_and_missing_by_day(cli, tmp_path):
+    lake = tmp_path / "lake"
+    day = HOUR.replace(hour=0)
+    held = [day + timedelta(hours=n) for n in (0, 1, 2, 5, 23, 24, 25)]
+    put_hours(Lake(str(lake)), tmp_path, held)
+    # An hour whose data file is gone and one without a manifest (a write killed midway) are not held.
+    put_hours(Lake(str(lake)), tmp_path, [day + timedelta(hours=7), day + timedelta(hours=8)])
+    next(Path(Lake(str(lake)).partition(day + timedelta(hours=7))).glob("part-*")).unlink()
+    (Path(Lake(str(lake)).partition(day + timedelta(hours=8))) / "_SUCCESS").unlink()
+
+    listed = cli("lake", "ls", "--lake", lake)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "day\theld\theld_hours\tmissing\tmissing_hours",
+        "2020-01-22\t5\t00-02,05,23\t19\t03-04,06-22",
+        "2020-01-23\t2\t00-01\t22\t02-23",
+    ]
+    assert "7 hours held, 41 missing in" in listed.stderr
+
+    spanned = cli("lake", "ls", "2020-01-21T22", "2020-01-22T03", "--lake", lake, "--json")
+    assert spanned.returncode == 0, spanned.stderr
+    assert json.loads(spanned.stdout) == [{"day": "2020-01-21", "held": [], "missing": [22, 23]},
+                                          {"day": "2020-01-22", "held": [0, 1, 2], "missing": [3]}]
+
+    empty = cli("lake", "ls", "--lake", tmp_path / "no-lake")
+    assert empty.returncode == 1 and "holds no hour" in empty.stderr
+    half = cli("lake", "ls", "2020-01-22T00", "--lake", lake)
+    assert half.returncode == 2 and "both START and END" in half.stderr
+
+
+def test_lake_ls_shows_the_cache_totals_kept_before_the_lake(cli, tmp_path):
+    old = tmp_path / "cache/totals/2020/2020-01/totals-20200122-02.parquet"
+    old.parent.mkdir(parents=True)
+    duckdb.sql(f"COPY (SELECT 'en' AS domain_code, 'Cat' AS page_title, 7::BIGINT AS views) TO '{old}'")
+    listed = cli("lake", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)[0]["held"] == [2]
 
 
 LAKE_BUCKET = "wikitop-lake"
@@ -143,6 +186,9 @@ def test_a_window_from_a_lake_on_s3_alone_equals_the_window_from_dumps(s3, mirro
     held = Lake(lake, {"key": s3.access_key, "secret": s3.secret_key,
                        "client_kwargs": {"endpoint_url": s3.endpoint_url}}).hours()
     assert held == THREE_HOURS
+    listed = run_wikitop("lake", "ls", start, end, "--lake", lake, "--json", env=s3_env(s3, tmp_path / "ls-cache"))
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == [{"day": "2020-01-22", "held": [2, 3, 4], "missing": []}]
 
     from_dumps = run_wikitop("window", start, end, "--source", mirror.root, "--out", tmp_path / "from-dumps",
                              env=wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "dump-cache")))

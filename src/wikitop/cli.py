@@ -113,14 +113,32 @@ def out_options(command):
     return command
 
 
-def storage_options(options: dict) -> dict:
+def s3_options(command):
+    """The S3 flags of OUT_OPTIONS (all but --out), for a command that reads only the lake."""
+    for option in reversed(OUT_OPTIONS[1:]):
+        command = option(command)
+    return command
+
+
+def storage_options(options: dict, url: str | None = None) -> dict:
+    """fsspec options from the S3 flags for ``url`` (default: --out)."""
     try:
         return storage_options_from_flags(
-            options["out"], options["s3_endpoint_url"], options["s3_region"], options["storage_option_pairs"]
+            options["out"] if url is None else url, options["s3_endpoint_url"], options["s3_region"],
+            options["storage_option_pairs"]
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
 
+
+CACHE_DIR_OPTION = click.option(
+    "--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
+    help=f"Downloaded dumps and hourly totals. [default: {default_cache_dir()}]")
+LAKE_OPTION = click.option(
+    "--lake", envvar="WIKITOP_LAKE", metavar="URL|DIR",
+    help="The pageviews lake: every hour's full page totals as hive-partitioned Parquet, read "
+    "instead of an hour's dump when it holds the hour; a directory or an fsspec URL (the S3 "
+    "flags apply to it too). [env WIKITOP_LAKE; default: lake/ in the cache]")
 
 COMMON_OPTIONS = [
     click.option("--source", "sources", multiple=True, envvar="SOURCE_URL_PREFIX", metavar="URL|DIR",
@@ -165,12 +183,8 @@ COMMON_OPTIONS = [
                  help="key=value lines. [env SPARK_PROPERTIES]"),
     click.option("--spark-conf", multiple=True, metavar="KEY=VALUE", callback=_spark_conf,
                  help="A Spark property (repeatable), e.g. spark.master=local[2]; adds to SPARK_PROPERTIES."),
-    click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
-                 help=f"Downloaded dumps and hourly totals. [default: {default_cache_dir()}]"),
-    click.option("--lake", envvar="WIKITOP_LAKE", metavar="URL|DIR",
-                 help="The pageviews lake: every hour's full page totals as hive-partitioned Parquet, read "
-                 "instead of an hour's dump when it holds the hour; a directory or an fsspec URL (the S3 "
-                 "flags apply to it too). [env WIKITOP_LAKE; default: lake/ in the cache]"),
+    CACHE_DIR_OPTION,
+    LAKE_OPTION,
     click.option("--keep-totals/--no-keep-totals", default=None,
                  help="Keep each hour's full page totals in the lake, for days and windows."),
     click.option("--user-agent", default=DEFAULT_USER_AGENT, envvar="WIKITOP_USER_AGENT",
@@ -462,7 +476,51 @@ def ingest(start, end, keep_raw, **options):
 def open_lake(settings: Settings):
     from wikitop.lake import Lake
 
-    return Lake(settings.lake_url, settings.lake_storage_options)
+    return Lake.of_settings(settings)
+
+
+@main.group(name="lake", short_help="What the pageviews lake holds.", help="""The pageviews lake (--lake):
+every hour's full page totals as hive-partitioned Parquet, LAKE/pageviews/year=/month=/day=/hour=/.""")
+def lake_group():
+    pass
+
+
+@lake_group.command(name="ls", help=f"""List the hours the lake holds: a row per UTC day with its hours held
+and missing, within START..END (both included) when given, else within the days it holds an hour of.
+
+Only hours whose manifest names a data file that exists count. {HOUR_HELP}""")
+@click.argument("start", type=HOUR, required=False)
+@click.argument("end", type=HOUR, required=False)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of the days, with their hours, for machines.")
+@LAKE_OPTION
+@CACHE_DIR_OPTION
+@s3_options
+@with_errors_as_exit_codes
+def lake_ls(start, end, as_json, lake, cache_dir, **options):
+    import json
+
+    from wikitop.lake import Holdings, hour_ranges
+
+    if (start is None) != (end is None):
+        raise click.UsageError("give both START and END, or neither")
+    if start is not None and end < start:
+        raise click.UsageError(f"END {format_hour(end)} is before START {format_hour(start)}")
+    settings = Settings(cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(), lake=lake,
+                        lake_storage_options=storage_options(options, lake or ""))
+    held = open_lake(settings)
+    holdings = Holdings.of(held, start, end)
+    if not holdings.held and start is None:
+        fail(f"the lake {held.location} holds no hour")
+    days = holdings.by_day()
+    if as_json:
+        click.echo(redact(json.dumps(days, indent=2)))
+        return
+    span = f" of {format_hour(start)}..{format_hour(end)}" if start else ""
+    title = (f"{len(holdings.held)} hours held, {len(holdings.missing)} missing{span} in {held.location}")
+    rows = [[d["day"], len(d["held"]), hour_ranges(d["held"]), len(d["missing"]), hour_ranges(d["missing"])]
+            for d in days]
+    print_table(["day", "held", "held_hours", "missing", "missing_hours"], rows, title,
+                right_aligned={"held", "missing"})
 
 
 def fail(message: str) -> NoReturn:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from wikitop import __version__
 from wikitop.clock import SYSTEM_CLOCK, Clock
 from wikitop.hours import HourError, check_hour_available, format_hour
-from wikitop.lake import Lake, Source, migrate_cache_totals
+from wikitop.lake import Lake, Source
 from wikitop.model import HOUR_RULE, Period
 from wikitop.publish.store import ResultStore
 from wikitop.rank import BadInput, Engine, EngineResult, LineReport, create_engine
@@ -94,9 +94,7 @@ class Wikitop:
         # The HTTP client (and its libraries) only when a server is asked for something.
         self.dumps = DumpStore(settings.sources, settings.cache_dir, self._make_fetcher)
         self.results = ResultStore(settings.out, settings.storage_options)
-        self.lake = Lake(settings.lake_url, settings.lake_storage_options)
-        if settings.lake is None:  # the totals kept in the cache before the lake go into its default lake
-            migrate_cache_totals(settings.cache_dir, self.lake)
+        self.lake = Lake.of_settings(settings)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._blacklist: Blacklist | None = None

@@ -72,6 +72,15 @@ class Lake(FolderStore):
 
     error = LakeError
 
+    @classmethod
+    def of_settings(cls, settings) -> Lake:
+        """The lake ``settings`` (a wikitop.settings.Settings) name; when it is the default one,
+        with the totals the cache kept before the lake moved into it."""
+        lake = cls(settings.lake_url, settings.lake_storage_options)
+        if settings.lake is None:
+            migrate_cache_totals(settings.cache_dir, lake)
+        return lake
+
     def partition(self, hour: datetime) -> str:
         return f"{self.root}/{DATASET}/year={hour:%Y}/month={hour:%m}/day={hour:%d}/hour={hour:%H}"
 
@@ -175,7 +184,8 @@ class Lake(FolderStore):
 
 @dataclass(frozen=True)
 class Holdings:
-    """What a lake holds of a span of hours: the days with their hours held, and the hours missing."""
+    """What a lake holds: the hours held and, within a span (or else within the days it holds
+    an hour of), the hours missing."""
 
     held: list[datetime]
     missing: list[datetime]
@@ -184,22 +194,24 @@ class Holdings:
     def of(cls, lake: Lake, start: datetime | None = None, end: datetime | None = None) -> Holdings:
         held = lake.hours()
         if start is None or end is None:
-            return cls(held, [])
-        span = list(hours_between(start, end))
+            days = sorted({hour.replace(hour=0) for hour in held})
+            span = [day.replace(hour=h) for day in days for h in range(24)]
+        else:
+            span = list(hours_between(start, end))
+            held = [hour for hour in held if start <= hour <= end]
         inside = set(held)
-        return cls([hour for hour in span if hour in inside], [hour for hour in span if hour not in inside])
+        return cls(held, [hour for hour in span if hour not in inside])
 
     def by_day(self) -> list[dict]:
-        """A row per UTC day: how many of its hours are held and which are missing (compact ranges)."""
+        """A row per UTC day: its hours (0-23) held and missing."""
         days: dict[str, dict] = {}
         for hour, kind in sorted([(h, "held") for h in self.held] + [(h, "missing") for h in self.missing]):
             day = days.setdefault(f"{hour:%Y-%m-%d}", {"day": f"{hour:%Y-%m-%d}", "held": [], "missing": []})
             day[kind].append(hour.hour)
-        return [{"day": d["day"], "held": len(d["held"]), "held_hours": _ranges(d["held"]),
-                 "missing": len(d["missing"]), "missing_hours": _ranges(d["missing"])} for d in days.values()]
+        return list(days.values())
 
 
-def _ranges(numbers: list[int]) -> str:
+def hour_ranges(numbers: list[int]) -> str:
     """``[0, 1, 2, 5, 7, 8]`` as ``00-02,05,07-08``."""
     spans: list[list[int]] = []
     for number in numbers:
