@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -144,3 +146,21 @@ def cli(tmp_path):
         return run_wikitop(*args, env=env or wikitop_env(WIKITOP_CACHE_DIR=str(cache)), timeout=timeout)
 
     return run
+
+
+@contextlib.contextmanager
+def unanswering_address():
+    """A 127.0.0.1 (host, port) whose listening socket has a full backlog, so that new
+    connections to it are dropped unanswered, as behind a firewall."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = [socket.socket() for _ in range(2)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(listener.getsockname())
+            yield listener.getsockname()
+        finally:
+            for filler in fillers:
+                filler.close()

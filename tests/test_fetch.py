@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import unanswering_address
 from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
@@ -299,20 +300,12 @@ def test_connections_timing_out_twice_in_a_row_make_a_host_down():
     """A listening socket whose backlog is full drops new connections, like a firewall."""
     clock = ManualClock()
     fetcher = Fetcher(policy=RetryPolicy(retries=5, backoff_base=0.01, connect_timeout=0.2), clock=clock)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        fillers = [socket.socket() for _ in range(2)]
-        for filler in fillers:
-            filler.setblocking(False)
-            filler.connect_ex(listener.getsockname())
-        host = "127.0.0.1:%d" % listener.getsockname()[1]
+    with unanswering_address() as (address, port):
+        host = f"{address}:{port}"
         with pytest.raises(SourceDown, match=f"^{host} is down \\(2 connection attempts timed out\\)") as first:
             fetcher.get_bytes(f"http://{host}/a.gz")
         with pytest.raises(SourceDown, match="asked again in") as second:
             fetcher.get_bytes(f"http://{host}/b.gz")
-        for filler in fillers:
-            filler.close()
     assert first.value.newly and not second.value.newly
     assert len(clock.sleeps) == 1  # one retry, not five
 

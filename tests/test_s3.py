@@ -26,7 +26,7 @@ from functools import partial
 import pyarrow as pa
 import pytest
 
-from conftest import HOUR, run_wikitop, wikitop_env
+from conftest import HOUR, run_wikitop, unanswering_address, wikitop_env
 from s3server import S3Server, unavailable_reason
 
 pytest.importorskip("s3fs")
@@ -454,14 +454,8 @@ def test_an_unreachable_endpoint_fails_fast(s3, s3_cli, two_hours, prefix):
 
 def test_an_endpoint_that_never_accepts_fails_within_the_bound(s3, prefix):
     """A listening socket whose backlog is full drops new connections, like a firewall."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        fillers = [socket.socket() for _ in range(2)]
-        for filler in fillers:
-            filler.setblocking(False)
-            filler.connect_ex(listener.getsockname())
-        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with unanswering_address() as (address, port):
+        endpoint = f"http://{address}:{port}"
         # One second instead of the default five, so that the test is quick: three attempts.
         options = dict(store_options(s3), client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
                        config_kwargs={"connect_timeout": 1})
@@ -472,8 +466,6 @@ def test_an_endpoint_that_never_accepts_fails_within_the_bound(s3, prefix):
             store.read_marker(Period.hour(HOUR), "csv")
         assert len(sent) == S3_CLIENT_CONFIG["retries"]["total_max_attempts"] == 3
         assert time.monotonic() - started < 3 * 1 + 3  # attempts x connect timeout + backoff
-        for filler in fillers:
-            filler.close()
 
 
 @pytest.mark.parametrize("size", [1000, 3 * MULTIPART_PART_BYTES], ids=["one PUT", "multipart"])
