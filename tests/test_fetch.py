@@ -296,6 +296,19 @@ def test_connection_failures_are_told_by_their_cause_not_by_urllib3_wrappers():
     assert "Connection refused" in message and "Pool" not in message and "host=" not in message
 
 
+def test_a_host_is_named_and_kept_without_the_user_and_password_of_its_url():
+    fetcher = Fetcher(policy=RetryPolicy(retries=1, backoff_base=0.01))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        refused_port = unused.getsockname()[1]
+    host = f"127.0.0.1:{refused_port}"
+    with pytest.raises(SourceDown) as caught:
+        fetcher.get_bytes(f"http://alice:Sup3r@{host}/pageviews-20200122-030000.gz")
+    assert str(caught.value).startswith(f"{host} is down (") and "alice" not in str(caught.value)
+    with pytest.raises(SourceDown, match="asked again in"):  # the same host, whoever asks
+        fetcher.get_bytes(f"http://{host}/pageviews-20200122-040000.gz")
+
+
 def test_connections_timing_out_twice_in_a_row_make_a_host_down():
     """A listening socket whose backlog is full drops new connections, like a firewall."""
     clock = ManualClock()

@@ -227,7 +227,7 @@ class HostLimiter:
         self._hosts: dict[str, _Slots] = {}
 
     def slots(self, url: str) -> _Slots:
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         with self._lock:
             if host not in self._hosts:
                 self._hosts[host] = _Slots(self.limit)
@@ -463,6 +463,12 @@ class _Retryable(Exception):
         self.connect_timeout = connect_timeout
 
 
+def _host_of(url: str) -> str:
+    """The host and port a URL asks, without its user and password: the key of what is kept
+    per host, and the name messages give it."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 def _cannot_connect(error: BaseException) -> bool:
     """A connection that could not be made at all: refused, unreachable, a name that does not resolve."""
     from urllib3.exceptions import NewConnectionError  # (a connection that timed out is not one)
@@ -524,7 +530,7 @@ class Fetcher:
             except (requests.ConnectionError, requests.Timeout) as error:
                 self._raise_if_expired(watch, url, deadline)
                 if _cannot_connect(error):
-                    raise self.down_hosts.mark(urlsplit(url).netloc, _root_cause(error)) from None
+                    raise self.down_hosts.mark(_host_of(url), _root_cause(error)) from None
                 raise _Retryable(f"{type(error).__name__} from {url}: {_root_cause(error)}",
                                  connect_timeout=isinstance(error, requests.ConnectTimeout)) from None
             except requests.RequestException as error:
@@ -542,7 +548,7 @@ class Fetcher:
 
     def _raise_if_expired(self, watch: _Watch, url: str, deadline: _Deadline | None) -> None:
         """The error of a request the watchdog cut, naming the host that did not answer in time."""
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         if watch.expired == "answer":
             raise _Retryable(
                 f"{host} sent no complete answer (status and headers) within {watch.answer_seconds:g}s "
@@ -590,7 +596,7 @@ class Fetcher:
         exceed the retries or the deadline passes; a slot is waited for with ``priority``
         (lower goes first). Setting ``stop`` ends a wait between attempts with _Stopped.
         A host found down (see _DownHosts) is not retried: SourceDown at once."""
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         failures = connect_timeouts = 0
         best_mark = progress_mark() if progress_mark else 0
         while True:
@@ -632,7 +638,7 @@ class Fetcher:
         A host that does not do HEAD (405, 501) is asked for the first byte instead, from
         then on; the connection is closed without reading more, whatever the server sends.
         """
-        host = urlsplit(url).netloc
+        host = _host_of(url)
 
         def head() -> bool:
             if host not in self._hosts_without_head:
@@ -674,7 +680,7 @@ class Fetcher:
 
         The HEAD goes before any waiting download, so that a file's ranges wait in line
         with their priority long before a connection is free."""
-        host = urlsplit(url).netloc
+        host = _host_of(url)
         if host in self._hosts_without_head:
             return None
 

@@ -48,7 +48,7 @@ class NotPublished(FetchError):
 
 def _log_failed_source(error: FetchError) -> None:
     """A warning, but only once for a source found down, not for every hour it is skipped."""
-    log.log(logging.INFO if getattr(error, "newly", True) is False else logging.WARNING, "%s", error)
+    log.log(logging.WARNING if getattr(error, "newly", True) else logging.INFO, "%s", error)
 
 
 class HttpClient(Protocol):
