@@ -129,6 +129,15 @@ def wikitop_env(**extra) -> dict:
     return env
 
 
+def s3_env(server, cache: Path, **changes) -> dict:
+    """The CLI's environment for the S3 test server: its AWS_* variables (with changes; None
+    unsets one), and ``cache`` as the cache."""
+    env = {k: v for k, v in wikitop_env(WIKITOP_CACHE_DIR=str(cache)).items() if not k.startswith("AWS_")}
+    env.update(server.env())
+    env.update(changes)
+    return {k: v for k, v in env.items() if v is not None}
+
+
 def run_wikitop(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, in a subprocess (real exit codes, real stderr)."""
     return subprocess.run(

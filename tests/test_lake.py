@@ -19,7 +19,7 @@ import pytest
 
 import reference
 import s3server
-from conftest import HOUR, run_wikitop, wikitop_env
+from conftest import HOUR, run_wikitop, s3_env, wikitop_env
 from reference import read_pageviews
 from wikitop.hours import dump_file_name, format_hour
 from wikitop.lake import Lake, Source
@@ -158,12 +158,6 @@ def three_hours(tmp_path_factory) -> list[Path]:
     for seed, path in enumerate(paths):
         generate_hour(path, lines=20_000, seed=100 + seed)
     return paths
-
-
-def s3_env(server, cache: Path) -> dict:
-    """The CLI's environment: the S3 server's credentials and endpoint, a private cache."""
-    env = {k: v for k, v in wikitop_env(WIKITOP_CACHE_DIR=str(cache)).items() if not k.startswith("AWS_")}
-    return env | server.env()
 
 
 def published_window(out: Path) -> tuple[bytes, dict]:

@@ -26,7 +26,7 @@ from functools import partial
 import pyarrow as pa
 import pytest
 
-from conftest import HOUR, run_wikitop, unanswering_address, wikitop_env
+from conftest import HOUR, run_wikitop, s3_env, unanswering_address
 from s3server import S3Server, unavailable_reason
 
 pytest.importorskip("s3fs")
@@ -167,19 +167,10 @@ def two_hours(mirror, real_hour):
     return mirror
 
 
-def s3_env(server: S3Server, tmp_path, **changes) -> dict:
-    """The CLI's environment: the server's AWS_* variables (with changes), a private cache."""
-    env = {k: v for k, v in wikitop_env(WIKITOP_CACHE_DIR=str(tmp_path / "cache")).items()
-           if not k.startswith("AWS_")}
-    env.update(server.env())
-    env.update(changes)
-    return {k: v for k, v in env.items() if v is not None}
-
-
 @pytest.fixture
 def s3_cli(s3, tmp_path):
     def run(*args, timeout: float = 120, **env_changes):
-        result = run_wikitop(*args, env=s3_env(s3, tmp_path, **env_changes), timeout=timeout)
+        result = run_wikitop(*args, env=s3_env(s3, tmp_path / "cache", **env_changes), timeout=timeout)
         assert_secret_absent(s3, result.stdout, result.stderr)
         return result
 
@@ -365,7 +356,7 @@ def run_until_it_hangs(s3, tmp_path, hang_on: str, *args) -> None:
     hanging = tmp_path / f"hangs-{hang_on}"
     script = tmp_path / "hanging_upload.py"
     script.write_text(HANGING_UPLOAD)
-    env = s3_env(s3, tmp_path, UPLOAD_HANGS_ON=hang_on, UPLOAD_HANGS_FILE=str(hanging))
+    env = s3_env(s3, tmp_path / "cache", UPLOAD_HANGS_ON=hang_on, UPLOAD_HANGS_FILE=str(hanging))
     process = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -513,7 +504,7 @@ def test_an_endpoint_dropping_a_multipart_upload_fails_with_one_line(s3, s3_cli,
     proxy = DroppingProxy(s3, limit=100_000)  # the result is some 250 KB: ten parts at once, then a drop
     try:
         result = subprocess.run([sys.executable, str(script), *args, "--top", "100000"], capture_output=True,
-                                text=True, env=s3_env(s3, tmp_path, AWS_ENDPOINT_URL=proxy.url), timeout=120)
+                                text=True, env=s3_env(s3, tmp_path / "cache", AWS_ENDPOINT_URL=proxy.url), timeout=120)
     finally:
         proxy.close()
     assert proxy.dropped.is_set()
