@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,3 +174,18 @@ def unanswering_address():
         finally:
             for filler in fillers:
                 filler.close()
+
+
+def stall_after_data(store) -> tuple[threading.Event, threading.Event]:
+    """Make ``store`` wait, once its data file is uploaded and before its marker, until told."""
+    uploaded, resume = threading.Event(), threading.Event()
+    write = store._write
+
+    def stalling_write(path: str, data: bytes) -> None:
+        write(path, data)
+        if "/part-" in path and not uploaded.is_set():
+            uploaded.set()
+            assert resume.wait(30)
+
+    store._write = stalling_write
+    return uploaded, resume

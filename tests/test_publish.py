@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from filelock import FileLock
 
-from conftest import HOUR
+from conftest import HOUR, stall_after_data
 from wikitop.model import RESULT_SCHEMA
 from wikitop.publish.results import NotPublishedResult, list_published, pick_rows, read_published
 from wikitop.publish.store import (
@@ -158,6 +158,63 @@ def test_cleaning_up_spares_what_another_run_published_meanwhile(tmp_path):
     store._remove_leftovers(store.folder(PERIOD, "csv"), keep=ours, started_before=started)
     assert files(store) == sorted([MARKER, theirs])  # the other run removed ours, rightly
     assert store.read_result(PERIOD, "csv")[1].equals(other)
+
+
+def assert_one_whole_result(url: str, table: pa.Table, top: int) -> None:
+    store = ResultStore(url)
+    marker, published = store.read_result(PERIOD, "csv")
+    assert published.equals(table) and marker["params"]["top"] == top
+    assert [folder for folder, _ in store.markers()] == [store.folder(PERIOD, "csv")]
+
+
+def test_a_run_whose_data_file_another_removed_before_its_marker_puts_it_back():
+    """Without a lock on object stores: run A uploads its data file and stalls; run B, with
+    other parameters, publishes and removes A's file as a leftover older than its start;
+    then A writes its marker, which would name a removed file."""
+    url = "memory://wikitop-race-1/results"
+    slow = ResultStore(url)
+    uploaded, resume = stall_after_data(slow)
+    publishing = threading.Thread(target=slow.publish, args=(PERIOD, "csv", TABLE, METADATA))
+    publishing.start()
+    assert uploaded.wait(30)
+    ResultStore(url).publish(PERIOD, "csv", TABLE.slice(0, 1), dict(METADATA, params={"top": 1}))
+    resume.set()
+    publishing.join(30)
+    assert_one_whole_result(url, TABLE, 25)
+
+
+def test_a_run_that_removed_the_file_another_just_named_puts_its_own_back(monkeypatch):
+    """Run B uploads its data file and stalls; run A publishes and, cleaning up, lists B's file
+    as a leftover; B then writes its marker and checks it; only then A removes B's file."""
+    url = "memory://wikitop-race-2/results"
+    stalled = ResultStore(url)
+    uploaded, resume = stall_after_data(stalled)
+    args = (PERIOD, "csv", TABLE.slice(0, 1), dict(METADATA, params={"top": 1}))
+    publishing = threading.Thread(target=stalled.publish, args=args)
+    publishing.start()
+    assert uploaded.wait(30)
+    cleaning = ResultStore(url)
+    remove = cleaning.fs.rm_file
+
+    def remove_once_the_other_is_done(path: str) -> None:
+        resume.set()
+        publishing.join(30)
+        remove(path)
+
+    monkeypatch.setattr(cleaning.fs, "rm_file", remove_once_the_other_is_done)
+    cleaning.publish(PERIOD, "csv", TABLE, METADATA)
+    assert not publishing.is_alive()
+    assert_one_whole_result(url, TABLE, 25)
+
+
+def test_a_marker_whose_data_file_is_gone_is_not_listed(tmp_path):
+    store = ResultStore(str(tmp_path / "out"))
+    store.publish(PERIOD, "csv", TABLE, METADATA)
+    next_hour = Period.hour(datetime(2020, 1, 22, 3, tzinfo=UTC))
+    store.publish(next_hour, "csv", TABLE, dict(METADATA, period=next_hour.metadata()))
+    (folder_path(tmp_path, store) / json.loads((folder_path(tmp_path, store) / MARKER).read_text())["file"]).unlink()
+    assert [marker["period"]["start"] for _, marker in store.markers()] == ["2020-01-22T03"]
+    assert [entry["period"] for entry in list_published(store)] == ["2020-01-22T03"]
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"\xff\xfe", b"[1, 2]", b'{"no": "file"}'])

@@ -26,7 +26,7 @@ from functools import partial
 import pyarrow as pa
 import pytest
 
-from conftest import HOUR, run_wikitop, s3_env, unanswering_address
+from conftest import HOUR, run_wikitop, s3_env, stall_after_data, unanswering_address
 from s3server import S3Server, unavailable_reason
 
 pytest.importorskip("s3fs")
@@ -282,10 +282,36 @@ def test_one_process_sees_what_others_wrote_since(s3, prefix):
     folder_key = f"{prefix}/format=csv/{PARTITION}"
     client.put_object(Bucket=BUCKET, Key=f"{folder_key}/part-0000000000000000.csv.gz", Body=b"killed run")
     other = f"{prefix}/format=csv/year=2020/month=01/day=22/hour=03"
-    client.put_object(Bucket=BUCKET, Key=f"{other}/_SUCCESS", Body=get(s3, f"{folder_key}/_SUCCESS"))
+    marker = get(s3, f"{folder_key}/_SUCCESS")
+    name = json.loads(marker)["file"]
+    client.put_object(Bucket=BUCKET, Key=f"{other}/{name}", Body=get(s3, f"{folder_key}/{name}"))
+    client.put_object(Bucket=BUCKET, Key=f"{other}/_SUCCESS", Body=marker)
     assert len(store.markers()) == 2
     store.publish(period, "csv", RESULT_SCHEMA.empty_table(), {"rows": 0})
     assert "part-0000000000000000.csv.gz" not in " ".join(keys(s3, prefix))
+
+
+def test_two_runs_publishing_one_hour_at_once_leave_a_marker_naming_its_file(s3, prefix):
+    """One run uploads its data file and stalls; another, with another --top, publishes and
+    removes the first one's file as a leftover; then the first writes its marker."""
+    out = f"s3://{BUCKET}/{prefix}"
+    slow, fast = ResultStore(out, store_options(s3)), ResultStore(out, store_options(s3))
+    tables = {top: pa.table({"domain_code": ["en"] * top, "page_title": [f"P{i}" for i in range(top)],
+                             "views": list(range(top, 0, -1)), "rank": list(range(1, top + 1))}, schema=RESULT_SCHEMA)
+              for top in (3, 1)}
+    period = Period.hour(HOUR)
+    uploaded, resume = stall_after_data(slow)
+    with ThreadPoolExecutor(1) as pool:
+        slow_run = pool.submit(slow.publish, period, "csv", tables[3], {"params": {"top": 3}})
+        assert uploaded.wait(30)
+        fast.publish(period, "csv", tables[1], {"params": {"top": 1}})
+        resume.set()
+        slow_run.result(60)
+    reader = ResultStore(out, store_options(s3))
+    marker, table = reader.read_result(period, "csv")
+    assert marker["params"] == {"top": 3} and table.equals(tables[3])
+    assert f"format=csv/{PARTITION}/{marker['file']}" in keys(s3, prefix)
+    assert [folder for folder, _ in reader.markers()] == [reader.folder(period, "csv")]
 
 
 def test_a_large_result_goes_up_as_a_multipart_upload(s3, prefix):

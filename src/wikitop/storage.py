@@ -10,7 +10,10 @@ marker is ever trusted; nor is a marker whose data file is gone.
 Runs that write the same folder at once: in a local folder they take turns (a lock on
 ``_SUCCESS.lock``, which readers ignore); on an object store, where no lock is at hand, a
 run removes only data files older than its own start that the marker, read again, does
-not name.
+not name. That still lets one run remove the data file of another that has uploaded it but
+not yet its marker; so a run's last step, after its removals, is to read the marker again
+and, when the file it names is gone, put its own data file and marker back. Whichever run
+acts last thus leaves a marker naming a file that exists.
 
 Object stores have no rename, and need none: a PUT (or a completed multipart upload)
 becomes visible whole, so there the data object is uploaded first and the marker PUT
@@ -57,6 +60,9 @@ S3FS_RETRIES = 1
 # connection and never reads holds a PUT forever. So an upload, all its parts and retries,
 # must end within this long plus one second per MiB (at least 1 MiB/s).
 UPLOAD_BASE_SECONDS = 60.0
+# How many times a run puts its data file and marker back before it gives up on runs that
+# keep removing them (each round is a GET, a HEAD and at most two PUTs).
+REPAIR_ROUNDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +155,26 @@ class FolderStore:
                 self._write(f"{folder}/{name}", data)
                 self._write(f"{folder}/{MARKER}", marker_text.encode())
                 self._remove_leftovers_or_warn(folder, name, started)
+                if not self.is_local:
+                    self._repair_marker(folder, name, data, marker_text.encode())
         except Exception as error:
             raise self.error(f"cannot {self.writing} {self.display(folder)}: {self._describe(error)}") from None
         return f"{folder}/{name}"
+
+    def _repair_marker(self, folder: str, name: str, data: bytes, marker: bytes) -> None:
+        """Make sure the folder's marker names a data file that exists, putting ours back when
+        a concurrent run removed the file it names (see the module's docstring)."""
+        for _ in range(REPAIR_ROUNDS):
+            self.fs.invalidate_cache(folder)
+            current = marker_record(self.fs.cat_file(f"{folder}/{MARKER}", **self._one_request)) or {}
+            named = current.get("file")
+            if isinstance(named, str) and "/" not in named and self.fs.exists(f"{folder}/{named}"):
+                return
+            log.info("another run removed the data file %s names; putting ours back", self.display(folder))
+            if not self.fs.exists(f"{folder}/{name}"):
+                self._write(f"{folder}/{name}", data)
+            self._write(f"{folder}/{MARKER}", marker)
+        raise RuntimeError(f"other runs kept removing the data file its marker names, {REPAIR_ROUNDS} times")
 
     def _remove_leftovers_or_warn(self, folder: str, keep: str, started: datetime) -> None:
         try:

@@ -155,11 +155,13 @@ class ResultStore(FolderStore):
             raise PublishError(f"cannot read {self.display(path)}: {self._describe(error)}") from None
 
     def markers(self) -> list[tuple[str, dict]]:
-        """Every published result under the prefix, as (folder, marker metadata), sorted by folder."""
-        pattern = f"{self.root}/format=*/**/{MARKER}"
+        """Every published result under the prefix, as (folder, marker metadata), sorted by
+        folder; a marker whose data file is gone is no result. One listing of the prefix."""
         try:
             self.fs.invalidate_cache(self.root)
-            paths = sorted(self.fs.glob(pattern))
+            files = set(self.fs.find(self.root))
+            paths = sorted(path for path in files
+                           if path.endswith(f"/{MARKER}") and path[len(self.root):].startswith("/format="))
             contents = self.fs.cat(paths, on_error="return", **self._one_request) if paths else {}
         except Exception as error:
             raise PublishError(f"cannot list {self.location}: {self._describe(error)}") from None
@@ -170,8 +172,9 @@ class ResultStore(FolderStore):
                 continue  # removed since the listing
             if isinstance(content, Exception):
                 raise PublishError(f"cannot read {self.display(path)}: {self._describe(content)}")
+            folder = path.rpartition("/")[0]
             record = marker_record(content)
-            if record is not None:
-                found.append((path.rpartition("/")[0], record))
+            if record is not None and f"{folder}/{record['file']}" in files:
+                found.append((folder, record))
         return found
 
