@@ -349,7 +349,7 @@ def test_404_is_not_published_yet_not_a_failure(cli, tmp_path):
         out = tmp_path / "out"
         result = cli("hour", HOUR_ARG, "--source", server.url, "--out", out, *FAST)
         assert [r.status for r in server.requests] == [404]
-    assert_failed_clearly(result, out, "missing", "not published (yet)", "pageviews-20200122-030000.gz")
+    assert_failed_clearly(result, out, "missing", "missing from every source", "pageviews-20200122-030000.gz")
     assert "error" not in result.stderr
 
 

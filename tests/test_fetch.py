@@ -22,6 +22,7 @@ from conftest import unanswering_address
 from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
+from wikitop.hours import dump_file_name, truncate_to_hour
 from wikitop.source.download import (
     Fetcher,
     HostLimiter,
@@ -511,3 +512,16 @@ def test_a_file_that_is_not_gzip_at_all_is_said_to_be_so(tmp_path, content):
         verify_gzip(path)
     with pytest.raises(CorruptDump, match="is not a gzip file"):
         check(content, chunk=1)
+
+
+@pytest.mark.parametrize(("ended_ago", "says"), [
+    (timedelta(hours=3), "is not published (yet); files usually appear 1-3 hours after the hour ends"),
+    (timedelta(days=3), "is missing from every source"),
+])
+def test_an_hour_no_source_has_is_late_only_when_it_ended_lately(tmp_path, ended_ago, says):
+    (tmp_path / "mirror").mkdir()
+    store = DumpStore([str(tmp_path / "mirror")], tmp_path / "cache", Fetcher)
+    hour = truncate_to_hour(datetime.now(UTC) - ended_ago) - timedelta(hours=1)
+    with pytest.raises(NotPublished) as raised:
+        store.fetch(hour)
+    assert says in str(raised.value) and dump_file_name(hour) in str(raised.value)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from wikitop import __version__
-from wikitop.hours import HourError, default_hour, format_hour, parse_hour
+from wikitop.hours import HourError, check_hour_available, default_hour, format_hour, parse_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
 from wikitop.publish.store import FORMATS
@@ -332,9 +332,14 @@ not computed again unless --force.""")
 def hour(hour, **options):
     from wikitop.runner import publish_period
 
+    hour = hour or default_hour()
+    try:
+        check_hour_available(hour)
+    except HourError as error:
+        raise click.UsageError(str(error)) from None
     session = open_session(options, keep_totals_default=False)
     try:
-        [outcome] = publish_period(session, Period.hour(hour or default_hour()))
+        [outcome] = publish_period(session, Period.hour(hour))
     finally:
         session.close()
     report(outcome, options["quiet"])

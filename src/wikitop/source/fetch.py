@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -24,13 +24,16 @@ from urllib.parse import urlsplit
 from wikitop import locks
 from wikitop.errors import WikitopError
 from wikitop.files import write_atomically
-from wikitop.hours import dump_file_name, dump_relative_path, format_hour
+from wikitop.hours import ONE_HOUR, dump_file_name, dump_relative_path, format_hour
 from wikitop.redact import redact
 from wikitop.source.gzipfile import CorruptDump, GzipSummary, verify_gzip
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "https://dumps.wikimedia.org/other/pageviews"
+# An hour's file usually appears 1-3 hours after the hour ends, at times later; one that no
+# source has this long after is not late but missing.
+LATE_FILES_WITHIN = timedelta(days=2)
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -44,6 +47,18 @@ class FetchError(WikitopError):
 
 class NotPublished(FetchError):
     """No source has the file (yet)."""
+
+
+def _not_published_message(hour: datetime, name: str, missing: list[NotPublished],
+                           now: datetime | None = None) -> str:
+    """Why no source has the hour: late, when it ended lately; else missing from the sources."""
+    details = "; ".join(map(str, missing))
+    since_end = (now or datetime.now(UTC)) - (hour + ONE_HOUR)
+    if since_end < LATE_FILES_WITHIN:
+        return (f"hour {format_hour(hour)}: {name} is not published (yet); "
+                f"files usually appear 1-3 hours after the hour ends ({details})")
+    return (f"hour {format_hour(hour)}: {name} is missing from every source ({details}); the hour ended "
+            f"{since_end.days} days ago, long past the 1-3 hours files usually take to appear")
 
 
 def _log_failed_source(error: FetchError) -> None:
@@ -332,11 +347,7 @@ class DumpStore:
                     _log_failed_source(error)
         if failures:
             raise FetchError(f"hour {format_hour(hour)} ({name}) could not be fetched: " + "; ".join(failures))
-        details = "; ".join(map(str, missing))
-        raise NotPublished(
-            f"hour {format_hour(hour)}: {name} is not published (yet); "
-            f"files usually appear 1-3 hours after the hour ends ({details})"
-        )
+        raise NotPublished(_not_published_message(hour, name, missing))
 
     def _from_directory(self, source: str, hour: datetime) -> DumpFile:
         root = _directory(source)
