@@ -268,18 +268,36 @@ def test_lines_that_readers_disagree_on_match_the_reference(cli, tmp_path, mirro
 
 
 @pytest.mark.parametrize("content", [b"", b"\n", b"en bad\xff_utf8 2 0\n", b"en short 3\n"])
-def test_an_hour_without_good_lines_publishes_an_empty_top(cli, tmp_path, mirror, content):
+def test_an_hour_without_good_lines_fails_unless_an_empty_top_is_allowed(cli, tmp_path, mirror, content):
+    """A valid gzip with no pageview line is a broken publication, not a quiet hour: it fails,
+    publishing nothing and leaving nothing in the lake, unless --allow-empty is given."""
     dump = tmp_path / "nothing.gz"
     dump.write_bytes(gzip.compress(content))
-    mirror.add(HOUR, dump)
-    out = tmp_path / "out"
-    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out)
-    assert result.returncode == 0, result.stderr
-    assert "no good lines" in result.stderr
+    served = mirror.add(HOUR, dump)
+    out, lake = tmp_path / "out", tmp_path / "lake"
+    args = ("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--lake", lake, "--keep-totals")
+    refused = cli(*args)
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"wikitop: error: {HOUR_ARG}: pageviews-20200122-030000.gz has no pageview line (")
+    assert line.endswith("); --allow-empty publishes an empty top for it")
+    assert not list(out.rglob("_SUCCESS")) and not list(lake.rglob("_SUCCESS"))
+
+    allowed = cli(*args, "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
     marker, data = published(out)
     assert csv_rows(data) == [reference.CSV_HEADER]
     assert marker["lines"]["good"] == 0
     assert marker["lines"]["bad"] == reference.read_pageviews(dump)[1]
+
+    # The lake now holds the empty hour; ranking it again, with no dump anywhere, asks the same consent.
+    served.unlink()
+    again = ("hour", HOUR_ARG, "--source", mirror.root, "--out", tmp_path / "again", "--lake", lake)
+    from_lake = cli(*again)
+    assert from_lake.returncode == 1 and "has no pageview line" in from_lake.stderr
+    assert not list((tmp_path / "again").rglob("_SUCCESS"))
+    assert cli(*again, "--allow-empty").returncode == 0
+    assert csv_rows(published(tmp_path / "again")[1]) == [reference.CSV_HEADER]
 
 
 def test_bad_lines_are_counted_by_kind_and_take_no_good_line_with_them(cli, tmp_path, mirror):

@@ -263,16 +263,17 @@ def test_an_empty_body_every_time_is_a_failure_not_a_missing_hour(cli, server, t
     assert len(gets(server)) == 3
 
 
-def test_an_hour_published_as_a_gzip_without_lines_gives_an_empty_top(cli, tmp_path):
+def test_an_hour_published_as_a_gzip_without_lines_fails_unless_allowed(cli, tmp_path):
     site = Mirror(tmp_path / "site")
     empty_gzip = tmp_path / "empty.gz"
     empty_gzip.write_bytes(gzip.compress(b"", mtime=0))
     site.add(HOUR, empty_gzip)
     out = tmp_path / "out"
     with DumpServer(site.root) as server:
-        result = cli("range", HOUR_ARG, HOUR_ARG, "--source", server.url, "--out", out, *FAST)
+        refused = cli("range", HOUR_ARG, HOUR_ARG, "--source", server.url, "--out", out, *FAST)
+        result = cli("range", HOUR_ARG, HOUR_ARG, "--source", server.url, "--out", out, "--allow-empty", *FAST)
+    assert refused.returncode == 1 and "has no pageview line (it holds no line)" in refused.stdout + refused.stderr
     assert result.returncode == 0, result.stderr
-    assert "has no good lines" in result.stderr
     assert gzip.decompress(published(out)).decode().splitlines() == ["domain_code,page_title,views,rank"]
 
 

@@ -113,7 +113,7 @@ def test_missing_hours_are_reported_and_days_need_consent(cli, tmp_path, day_mir
     args = ("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
     result = cli(*args)
     assert result.returncode == 0, result.stderr  # missing hours fail the run only with --strict
-    assert "2020-01-22T05" in result.stderr and "not published" in result.stderr
+    assert "2020-01-22T05" in result.stderr and "missing from every source" in result.stderr
     assert "incomplete" in result.stdout + result.stderr
     assert not (out / DAY_FOLDER / "_SUCCESS").exists()
     assert cli(*args, "--strict").returncode == 1

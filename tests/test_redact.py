@@ -70,7 +70,7 @@ def test_no_secret_of_a_source_or_blacklist_url_shows_anywhere(cli, tmp_path, re
     failed, done, missing = runs
     assert failed.returncode == 1 and "HTTP 500" in failed.stderr and "wikitop: error:" in failed.stderr
     assert done.returncode == 0 and "done: 1450 rows" in done.stdout
-    assert missing.returncode == 1 and "not published" in missing.stderr
+    assert missing.returncode == 1 and "missing from every source" in missing.stderr
     assert "token=***" in failed.stderr + missing.stderr and "***@" in failed.stderr + missing.stderr
     for run in runs:
         assert_no_secret(run.stdout, run.stderr)
@@ -124,7 +124,7 @@ def test_no_secret_shows_in_the_summaries_of_a_range_or_window(cli, tmp_path, re
         terminal = [run_on_a_terminal(command, *span, *args, "--force", env=env) for command in ("range", "window")]
     listing = cli("ls", "--json", "--out", out, env=env)
     for run in runs:
-        assert run.returncode == 1 and "HTTP 500" in run.stdout and "not published" in run.stdout
+        assert run.returncode == 1 and "HTTP 500" in run.stdout and "missing from every source" in run.stdout
         assert "***@" in run.stdout and "token=***" in run.stdout
         assert_no_secret(run.stdout, run.stderr)
     for code, stdout, stderr in terminal:

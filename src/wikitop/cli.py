@@ -171,6 +171,9 @@ COMMON_OPTIONS = [
                  help="project: rank whole projects, the desktop and mobile codes of a wiki summed "
                  "(en + en.m as en.wikipedia), with each page's mobile share of views."),
     click.option("--strict", is_flag=True, help="Fail on any bad line instead of skipping and counting it."),
+    click.option("--allow-empty", is_flag=True,
+                 help="Publish an empty top for a dump with no good line, which real hours never are "
+                 "(by default such an hour fails)."),
     click.option("--force", is_flag=True, envvar="FORCE_REPROCESS",
                  help="Compute and publish even when a result with the same parameters exists. "
                  "[env FORCE_REPROCESS]"),

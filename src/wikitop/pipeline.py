@@ -218,8 +218,10 @@ class Wikitop:
         if period.kind == "hour" and not self.lake.has(period.start):
             dump = self.fetch(period.start)
             try:
-                return self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
-                                                 listing=s.listing).table
+                result = self.engine.process_hour(dump.path, self.blacklist, s.top, s.ties, strict=s.strict,
+                                                  listing=s.listing)
+                self._check_not_empty(result.lines, dump.name)
+                return result.table
             finally:
                 self.dumps.release(period.start)
         for hour in sorted(set(period.hours) - self.lake.held(period.hours)):
@@ -241,10 +243,9 @@ class Wikitop:
                     dump.path, self.blacklist, self.settings.top, self.settings.ties,
                     strict=self.settings.strict, totals_path=staged, listing=self.settings.listing,
                 )
+                self._check_not_empty(result.lines, dump.name)
                 if keep:
                     self._write_lake_hour(hour, dump, staged, result.lines, result.pages)
-            if result.lines is not None and result.lines.good == 0:
-                log.warning("%s has no good lines: its top is empty", dump.name)
             metadata = self._metadata(period, result, [dump])
             metadata["timings_seconds"] = {
                 "fetch": round(fetch_seconds, 3),
@@ -273,8 +274,13 @@ class Wikitop:
         """Put the hour's full page totals from its fetched dump in the lake; returns its pages."""
         with self.lake.staging() as staged:
             lines, pages = self.engine.write_hour_totals(dump.path, staged, strict=self.settings.strict)
+            self._check_not_empty(lines, dump.name)
             self._write_lake_hour(hour, dump, staged, lines, pages)
         return pages
+
+    def _check_not_empty(self, lines: LineReport | None, name: str) -> None:
+        if lines is not None and not self.settings.allow_empty:
+            lines.check_not_empty(name)
 
     def _write_lake_hour(self, hour: datetime, dump: DumpFile, staged, lines: LineReport, pages: int) -> None:
         source = Source(dump.name, dump.source, dump.size)
@@ -290,9 +296,11 @@ class Wikitop:
             if manifest is None:
                 raise self.lake.error(f"the lake {self.lake.location} no longer holds {format_hour(hour)}")
             lines = manifest.get("lines")
-            if self.settings.strict and lines:
-                LineReport(lines.get("good", 0), Counter(lines.get("bad", {}))).check_strict(
-                    manifest["source"]["file"])
+            if lines:
+                report = LineReport(lines.get("good", 0), Counter(lines.get("bad", {})))
+                if self.settings.strict:
+                    report.check_strict(manifest["source"]["file"])
+                self._check_not_empty(report, manifest["source"]["file"])
             result = self._rank_lake_hours([hour])
             metadata = self._metadata(period, result, [])
             source = manifest.get("source", {})

@@ -69,6 +69,7 @@ VALUE_FLAGS = {
 SWITCH_FLAGS = {
     "--no-blacklist": ("blacklist", None),
     "--strict": ("strict", True),
+    "--allow-empty": ("allow_empty", True),
     "--force": ("force", True),
     "--keep-totals": ("keep_totals", True),
     "--no-keep-totals": ("keep_totals", False),
@@ -107,6 +108,7 @@ class Settings:
     ties: str = "rank"
     listing: Listing = field(default_factory=Listing)
     strict: bool = False
+    allow_empty: bool = False
     force: bool = False
     engine: str = "duckdb"
     spark_conf: dict[str, str] = field(default_factory=dict)
@@ -271,6 +273,7 @@ class Settings:
                             min_views=options["min_views"], exclude=options["exclude_patterns"],
                             group=options["group"]),
             strict=options["strict"],
+            allow_empty=options["allow_empty"],
             force=options["force"],
             engine=options["engine"],
             spark_conf=options["spark_conf"],

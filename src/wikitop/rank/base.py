@@ -53,6 +53,13 @@ class LineReport:
             kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.bad.items()))
             raise BadInput(f"{name} has bad lines ({kinds}) and --strict is set")
 
+    def check_not_empty(self, name: str) -> None:
+        """A real hour always has pageview lines; a dump without one is an empty or broken file."""
+        if not self.good:
+            bad = sum(self.bad.values())
+            held = {0: "it holds no line", 1: "its one line is bad"}.get(bad, f"all its {bad} lines are bad")
+            raise BadInput(f"{name} has no pageview line ({held}); --allow-empty publishes an empty top for it")
+
 
 def fold_line_stats(rows, report: LineReport) -> None:
     """Add line_stats.sql's rows (problem, lines) to report."""
