@@ -329,6 +329,24 @@ def _error_code(error: BaseException) -> str | None:
     return None
 
 
+def _dropped_connection(error: BaseException, kinds: set[str]) -> bool:
+    """Whether the endpoint cut or reset a connection rather than being out of reach: botocore
+    says 'could not connect' for both, which only the errors it wraps, or the earlier ones of
+    the attempts before, tell apart."""
+    if "ConnectionClosedError" in kinds:
+        return True
+    if "EndpointConnectionError" not in kinds:
+        return False
+    seen, pending = [], [error]
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        seen.append(current)
+        wrapped = [getattr(current, "kwargs", {}).get("error"), getattr(current, "os_error", None),
+                   current.__cause__, current.__context__]
+        pending += [inner for inner in wrapped if isinstance(inner, BaseException) and inner not in seen]
+    return any(isinstance(each, ConnectionResetError | BrokenPipeError) for each in seen)
+
+
 def describe_storage_error(error: BaseException, secrets: Sequence[str] = ()) -> str:
     """One line saying what went wrong with the storage, with no secret in it."""
     code = _error_code(error)
@@ -344,7 +362,9 @@ def describe_storage_error(error: BaseException, secrets: Sequence[str] = ()) ->
     elif kinds & {"NoCredentialsError", "PartialCredentialsError"}:
         text = (f"no usable credentials ({message}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "or AWS_PROFILE")
-    elif kinds & {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ProxyConnectionError"}:
+    elif _dropped_connection(error, kinds):
+        text = f"the storage endpoint dropped or reset the connection ({message})"
+    elif kinds & {"EndpointConnectionError", "ConnectTimeoutError", "ProxyConnectionError"}:
         text = f"cannot reach the storage endpoint; check --s3-endpoint-url or AWS_ENDPOINT_URL ({message})"
     elif "ReadTimeoutError" in kinds:
         text = f"the storage endpoint did not answer in time ({message})"
