@@ -340,14 +340,21 @@ def test_repeated_pairs_add_up_exactly_to_2_to_the_63_minus_1(cli, tmp_path, mir
     assert csv_rows(published(out)[1])[1:] == [["en", "Max", str(2**63 - 1), "1"], ["en", "Other", "3", "2"]]
 
 
-def test_views_past_2_to_the_63_minus_1_fail_in_one_line_and_publish_nothing(cli, tmp_path, mirror):
+@pytest.mark.parametrize(("lines", "listing", "page"), [
+    (b"en Foo 9223372036854775807 0\nen Bar 1 0\nen Foo 1 0\n", (), "en/Foo"),
+    (b"en Foo 4611686018427387904 0\nen Bar 1 0\nen.m Foo 4611686018427387904 0\n", ("--group", "project"),
+     "en.wikipedia/Foo"),
+    (b"en Foo 9223372036854775807 0\nen Bar 1 0\nen Foo 1 0\n", ("--namespace", "main"), "en/Foo"),
+], ids=["domain-codes", "projects", "main-namespace"])
+def test_views_past_2_to_the_63_minus_1_fail_in_one_line_and_publish_nothing(cli, tmp_path, mirror, lines, listing,
+                                                                             page):
     dump = tmp_path / "overflowing.gz"
-    dump.write_bytes(gzip.compress(b"en Foo 9223372036854775807 0\nen Bar 1 0\nen Foo 1 0\n"))
+    dump.write_bytes(gzip.compress(lines))
     mirror.add(HOUR, dump)
     out = tmp_path / "out"
-    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist")
+    result = cli("hour", HOUR_ARG, "--source", mirror.root, "--out", out, "--no-blacklist", *listing)
     assert result.returncode == 1
-    assert result.stderr == f"wikitop: error: {HOUR_ARG}: the views of en/Foo add up to more than 2^63-1\n"
+    assert result.stderr == f"wikitop: error: {HOUR_ARG}: the views of {page} add up to more than 2^63-1\n"
     assert not (out / PARTITION).exists() or not any((out / PARTITION).iterdir())
 
 

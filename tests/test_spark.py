@@ -184,6 +184,22 @@ def test_views_past_2_to_the_63_minus_1_name_the_page(spark_engine, tmp_path):
         spark_engine.process_hour(dump, empty_blacklist(), 1, "rank")
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_views_of_a_project_past_2_to_the_63_minus_1_name_the_page(spark_engine, tmp_path, engine_name):
+    """Summed over a project's codes, as an hour's en + en.m or a window's hours."""
+    engine = spark_engine if engine_name == "spark" else DuckDBEngine()
+    projects = Listing(group="project")
+    message = r"^the views of en\.wikipedia/Past add up to more than 2\^63-1$"
+    dump = tmp_path / "overflowing.txt"
+    dump.write_bytes(b"en Past 4611686018427387904 0\nen Fits 3 0\nen.m Past 4611686018427387904 0\n")
+    with pytest.raises(ViewsOverflow, match=message):
+        engine.process_hour(dump, empty_blacklist(), 1, "rank", listing=projects)
+    hours = [{("en", "Past"): 2**62, ("en.m", "Past"): 2**62 - 1, ("en", "Fits"): 3}, {("en.m", "Past"): 1}]
+    with pytest.raises(ViewsOverflow, match=message):
+        engine.process_totals(windows.write_hours(tmp_path / "hours", hours), empty_blacklist(), 1, "rank",
+                              listing=projects)
+
+
 NOISY_PROJECTS = Listing(group="project", exclude_noise=True, namespace="main", exclude=("*_(*)",))
 
 

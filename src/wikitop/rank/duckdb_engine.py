@@ -281,7 +281,8 @@ def _overflowing_page_named(con, summed: str) -> Iterator[None]:
     try:
         yield
     except duckdb.DataError:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW pageviews AS SELECT domain_code, page_title, views FROM {summed}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW summed_pageviews AS SELECT domain_code, page_title, views"
+                    f" FROM {summed}")
         pages = con.sql(render("overflowing_pages")).fetchall()
         if not pages:
             raise

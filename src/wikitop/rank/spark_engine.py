@@ -367,7 +367,7 @@ def _overflowing_page_named(spark: SparkSession, summed: str) -> Iterator[None]:
     try:
         yield
     except ArithmeticException:
-        spark.sql(f"SELECT domain_code, page_title, views FROM {summed}").createOrReplaceTempView("pageviews")
+        spark.sql(f"SELECT domain_code, page_title, views FROM {summed}").createOrReplaceTempView("summed_pageviews")
         pages = spark.sql(render("overflowing_pages")).collect()
         if not pages:
             raise
