@@ -30,7 +30,8 @@ from wikitop.settings import Settings
 from wikitop.synthetic import generate_hour
 
 DAY = datetime(2020, 1, 22, tzinfo=UTC)
-DAY_FOLDER = "format=csv/year=2020/month=01/day=22"
+DAY_FOLDER = "daily/format=csv/year=2020/month=01/day=22"
+HOURS_FOLDER = "format=csv/year=2020/month=01/day=22"  # the day's hourly results, each in hour=HH/
 
 
 def hour(i: int) -> datetime:
@@ -80,7 +81,7 @@ def test_daily_top_is_computed_from_all_hours_not_from_hourly_tops(cli, tmp_path
     expected_day = reference.expected_csv_rows(list(day_files.values()), blacklist_file)
     assert published_rows(out, DAY_FOLDER) == expected_day
     for i in (0, 13, 23):
-        assert published_rows(out, f"{DAY_FOLDER}/hour={i:02d}") == reference.expected_csv_rows(
+        assert published_rows(out, f"{HOURS_FOLDER}/hour={i:02d}") == reference.expected_csv_rows(
             day_files[hour(i)], blacklist_file)
     marker = json.loads((out / DAY_FOLDER / "_SUCCESS").read_text())
     assert marker["hours"] == {"included": 24, "missing": [], "complete": True}
@@ -97,13 +98,14 @@ def test_window_reads_kept_totals_without_the_dumps(cli, tmp_path, day_mirror, d
     assert result.returncode == 0, result.stderr
     hours = [day_files[hour(i)] for i in range(3, 9)]
     expected = reference.expected_csv_rows(hours, blacklist_file)
-    assert published_rows(out, "format=csv/window=20200122T03-20200122T08") == expected
+    window_folder = "windows/format=csv/period=2020-01-22T03..2020-01-22T08"
+    assert published_rows(out, window_folder) == expected
     for ties, top in (("dense", 5), ("row", 3)):
         other_out = tmp_path / f"out-{ties}"
         result = cli("window", "2020-01-22T03", "2020-01-22T08", "--ties", ties, "--top", str(top),
                      "--source", day_mirror.root, "--out", other_out)
         assert result.returncode == 0, result.stderr
-        assert published_rows(other_out, "format=csv/window=20200122T03-20200122T08") == reference.expected_csv_rows(
+        assert published_rows(other_out, window_folder) == reference.expected_csv_rows(
             hours, blacklist_file, top=top, ties=ties)
 
 
@@ -137,7 +139,7 @@ def test_hourly_false_publishes_only_days(tmp_path, day_mirror):
                          env=env)
     assert result.returncode == 0, result.stderr
     assert (out / DAY_FOLDER / "_SUCCESS").exists()
-    assert not list((out / DAY_FOLDER).glob("hour=*"))
+    assert not list((out / HOURS_FOLDER).glob("hour=*"))
 
 
 def test_a_corrupt_hour_fails_the_run_and_its_day(cli, tmp_path, day_mirror):
@@ -147,7 +149,7 @@ def test_a_corrupt_hour_fails_the_run_and_its_day(cli, tmp_path, day_mirror):
     result = cli("range", "2020-01-22T00", "2020-01-22T23", "--daily", "--source", day_mirror.root, "--out", out)
     assert result.returncode == 1
     assert "2020-01-22T07" in result.stdout + result.stderr
-    assert (out / DAY_FOLDER / "hour=08" / "_SUCCESS").exists()
+    assert (out / HOURS_FOLDER / "hour=08" / "_SUCCESS").exists()
     assert not (out / DAY_FOLDER / "_SUCCESS").exists()
 
 
@@ -280,4 +282,4 @@ def test_publishing_a_period_publishes_an_hour_or_a_window_and_its_hours(tmp_pat
     assert [(o.period, o.status) for o in outcomes] == [
         (Period.hour(hour(2)), Status.DONE), (Period.hour(hour(3)), Status.DONE), (window, Status.DONE)]
     assert seen[1:] == outcomes and outcomes[0].message == "totals kept in the lake"
-    assert (tmp_path / "out" / "format=csv" / window.partition / "_SUCCESS").exists()
+    assert (tmp_path / "out" / "windows" / "format=csv" / window.partition / "_SUCCESS").exists()

@@ -433,7 +433,8 @@ def print_summary(summary: Summary, quiet: bool) -> None:
 @main.command(name="range", help=f"""Publish one result per hour from START to END (both included).
 
 With --daily, also one result per UTC day wholly inside the range, computed from the
-hours' full page totals (kept as Parquet in the cache), never from hourly top lists.
+hours' full page totals (kept as Parquet in the cache), never from hourly top lists, in
+OUT/daily/format=FMT/year=YYYY/month=MM/day=DD/.
 Hours already published with the same parameters are skipped. A missing hour fails the
 run only with --strict; a failed hour always does. {HOUR_HELP}""")
 @click.argument("start", type=HOUR)
@@ -452,7 +453,7 @@ def range_command(start, end, daily, hourly, allow_incomplete, keep_raw, **optio
 
 Totals are summed over the hours' full page totals, kept as Parquet in the cache, so a
 window over hours already seen reads no dump again. Results go to
-OUT/format=FMT/window=STARTHOUR-ENDHOUR/. {HOUR_HELP}""")
+OUT/windows/format=FMT/period=START..END/. {HOUR_HELP}""")
 @click.argument("start", type=HOUR)
 @click.argument("end", type=HOUR)
 @click.option("--allow-incomplete", is_flag=True, help="Publish even when some hours are missing.")

@@ -53,7 +53,7 @@ class Period:
             return f"year={s:%Y}/month={s:%m}/day={s:%d}/hour={s:%H}"
         if self.kind == "day":
             return f"year={s:%Y}/month={s:%m}/day={s:%d}"
-        return f"window={s:%Y%m%dT%H}-{self.end:%Y%m%dT%H}"
+        return f"period={self.label}"  # START..END, as show and report take it
 
     @property
     def label(self) -> str:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FORMATS = ("csv", "parquet", "jsonl")
+# Each grain is a hive-partitioned dataset of its own: hours keep the original project's
+# OUT/format=FMT/year=/month=/day=/hour=, days and windows sit in folders beside it so that
+# no reader pointed at a grain's root meets partitions of another's.
+GRAIN_ROOTS = {"hour": "", "day": "daily/", "window": "windows/"}
 SHARE_DECIMALS = 4
 _EXTENSIONS = {"csv": "csv.gz", "parquet": "parquet", "jsonl": "jsonl.gz"}
 
@@ -127,7 +131,7 @@ class ResultStore(FolderStore):
     writing = "publish to"
 
     def folder(self, period: Period, fmt: str) -> str:
-        return f"{self.root}/format={fmt}/{period.partition}"
+        return f"{self.root}/{GRAIN_ROOTS[period.kind]}format={fmt}/{period.partition}"
 
     def read_marker(self, period: Period, fmt: str) -> dict | None:
         """The marker's metadata, or None when the result is not published; one GET on S3."""
@@ -160,8 +164,9 @@ class ResultStore(FolderStore):
         try:
             self.fs.invalidate_cache(self.root)
             files = set(self.fs.find(self.root))
+            grain_roots = tuple(f"/{grain_root}format=" for grain_root in GRAIN_ROOTS.values())
             paths = sorted(path for path in files
-                           if path.endswith(f"/{MARKER}") and path[len(self.root):].startswith("/format="))
+                           if path.endswith(f"/{MARKER}") and path[len(self.root):].startswith(grain_roots))
             contents = self.fs.cat(paths, on_error="return", **self._one_request) if paths else {}
         except Exception as error:
             raise PublishError(f"cannot list {self.location}: {self._describe(error)}") from None
