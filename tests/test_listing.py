@@ -223,6 +223,11 @@ def test_cli_records_the_settings_and_recomputes_when_they_change(cli, mirror, r
     assert shown.stdout.splitlines()[0] == "project\tpage_title\tviews\tmobile_share\trank"
     # 1304 / 1407 views from mobile, to 4 decimals
     assert shown.stdout.splitlines()[1] == "ar.wikipedia\tرأس_السنة_الميلادية\t1407\t0.9268\t1"
+    for command in ("show", "report"):
+        by_code = cli(command, HOUR_ARG, "--out", out, "--domain", "ar", "--domain", "ar.m", "--domain", "ab")
+        assert by_code.returncode == 1
+        assert by_code.stderr.strip().endswith("no rows for project ar, ar.m, ab (it is ranked by project, with "
+                                               "--group project: ask for ar.wikipedia, ab.wikipedia)"), by_code.stderr
 
 
 def test_cli_refuses_a_backwards_glob_range_in_one_line(cli, tmp_path):

@@ -379,7 +379,7 @@ def test_show_prints_a_published_hour(cli, tmp_path):
         (("2020-01-22T05",), "nothing published for hour 2020-01-22T05 under "),
         (("2020-01-22T02", "--format", "parquet"), "(looked for format parquet)"),
         (("2020-01-22T02", "--day"), "nothing published for day 2020-01-22"),
-        (("2020-01-22T02", "--domain", "xx"), "has no rows for domain code xx"),
+        (("2020-01-22T02", "--domain", "xx"), "has no rows for domain_code xx"),
     ],
 )
 def test_show_says_when_nothing_is_there(cli, tmp_path, args, message):

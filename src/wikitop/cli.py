@@ -593,7 +593,7 @@ parquet and jsonl is read. A table on a terminal, tab-separated lines otherwise.
 @out_options
 @with_errors_as_exit_codes
 def show(period_text, day, domains, limit, fmt, **options):
-    from wikitop.publish.results import shown_rows
+    from wikitop.publish.results import absent_groups, shown_rows
     from wikitop.publish.store import ResultStore
 
     period = period_argument(period_text, day)
@@ -601,9 +601,9 @@ def show(period_text, day, domains, limit, fmt, **options):
     published = read_published(store, period, fmt)
     table, marker = published.table, published.marker
     shown = shown_rows(table, domains, limit)
-    if not shown:
-        fail(f"{period.label} ({published.fmt}, {table.num_rows} rows) has no rows for domain code "
-             f"{', '.join(domains)}")
+    found = {row[0] for row in shown}
+    if domains and not found >= set(domains):
+        fail(f"{period.label} ({published.fmt}, {table.num_rows} rows): {absent_groups(table, domains, found)}")
     params = marker.get("params", {})
     title = (f"{period.kind} {period.label} · {published.fmt} · top {params.get('top', '?')} "
              f"({params.get('ties', '?')} ties) · {len(shown)} of {table.num_rows} rows · "

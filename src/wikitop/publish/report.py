@@ -27,7 +27,7 @@ from wikitop import __version__
 from wikitop.files import write_atomically
 from wikitop.hours import format_hour
 from wikitop.model import HOUR_RULE, Period
-from wikitop.publish.results import pick_rows
+from wikitop.publish.results import absent_groups, pick_rows
 from wikitop.publish.store import FORMATS, ResultStore
 
 if TYPE_CHECKING:
@@ -102,9 +102,8 @@ def rows_by_group(table: pa.Table, groups: Sequence[str], limit: int) -> dict[st
     # Both result schemas hold the group, title and views first and the rank last.
     for key, title, views, *_, rank in pick_rows(table, groups, limit):
         wanted[key].append({"title": title, "views": views, "rank": rank})
-    absent = [key for key in groups if not wanted[key]]
-    if absent:
-        raise ReportError(f"the result has no rows for {table.column_names[0]} {', '.join(absent)}")
+    if not all(wanted.values()):
+        raise ReportError(absent_groups(table, groups, [key for key, rows in wanted.items() if rows]))
     return wanted
 
 

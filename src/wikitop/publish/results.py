@@ -55,6 +55,22 @@ def pick_rows(table: pa.Table, domains: Iterable[str] = (), limit: int | None = 
     return picked
 
 
+def absent_groups(table: pa.Table, wanted: Iterable[str], found: Iterable[str]) -> str:
+    """Why a result has no rows for the groups asked for and not found; a result ranked by
+    project names what to ask for instead of a domain code (en -> en.wikipedia)."""
+    from wikitop.rank.projects import project_of
+
+    absent = [group for group in wanted if group not in set(found)]
+    text = f"the result has no rows for {table.column_names[0]} {', '.join(absent)}"
+    if table.column_names[0] != "project":
+        return text
+    projects = dict.fromkeys(project_of(group)[0] for group in absent)
+    suggested = [project for project in projects if project not in absent]
+    if suggested:
+        text += f" (it is ranked by project, with --group project: ask for {', '.join(suggested)})"
+    return text
+
+
 def shown_rows(table: pa.Table, domains: Iterable[str] = (), limit: int | None = None) -> list[list]:
     """pick_rows as ``show`` prints them: mobile shares to 4 decimals, as in CSV."""
     if "mobile_share" in table.column_names:
