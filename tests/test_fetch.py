@@ -22,7 +22,7 @@ from conftest import unanswering_address
 from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
-from wikitop.hours import dump_file_name, truncate_to_hour
+from wikitop.hours import dump_file_name, dump_relative_path, truncate_to_hour
 from wikitop.source.download import (
     Fetcher,
     HostLimiter,
@@ -453,6 +453,37 @@ def test_pruning_a_cache_deletes_what_it_selects_and_tells_what_is_left(tmp_path
     dump.parent.mkdir(parents=True, exist_ok=True)
     dump.write_bytes(b"\x1f")
     assert describe(scan(tmp_path)) == "1 dumps (1 B, 1 not verified), 0 totals (0 B)"
+
+
+def old_dumps(cache: Path, count: int) -> list[Path]:
+    """``count`` one-byte dumps of consecutive hours, modified 40 days ago."""
+    long_ago = time.time() - 40 * 86400
+    dumps = []
+    for number in range(count):
+        dump = cache / "pageviews" / dump_relative_path(datetime(2020, 1, 22, tzinfo=UTC) + timedelta(hours=number))
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        dump.write_bytes(b"\x1f")
+        os.utime(dump, (long_ago, long_ago))
+        dumps.append(dump)
+    return dumps
+
+
+def test_pruning_an_entry_opens_its_lock_file_once(tmp_path, monkeypatch):
+    """Pruning 8,000 entries took seconds in setting up a lock for each (filelock's registry,
+    path resolution and a probe of the folder for flock support, bench/bench_prune.py): an
+    entry's lock now costs one open of its lock file."""
+    dumps = old_dumps(tmp_path, 30)
+    opened = []
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    pruned = prune_cache(tmp_path, ["dumps"], older_than=86400)
+    assert len(pruned.deleted) == 30
+    assert sorted(opened) == sorted(f"{dump}.lock" for dump in dumps)
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():
