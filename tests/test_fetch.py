@@ -21,6 +21,7 @@ import pytest
 from conftest import unanswering_address
 from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
+from wikitop import locks
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
 from wikitop.hours import dump_file_name, dump_relative_path, truncate_to_hour
 from wikitop.source.download import (
@@ -447,9 +448,10 @@ def test_pruning_a_cache_deletes_what_it_selects_and_tells_what_is_left(tmp_path
     assert [e.path for e in dry.deleted] == [totals] and totals.exists() and [e.path for e in dry.kept] == [dump]
     pruned = prune_cache(tmp_path, ["dumps", "totals"], max_size=0)
     assert [e.path for e in pruned.deleted] == [totals, dump] and pruned.in_use == [] and pruned.kept == []
-    # A lake hour's folder keeps only its lock file (wikitop.locks).
-    assert [p.name for p in totals.iterdir()] == ["_SUCCESS.lock"]
     assert not dump.exists() and not sidecar_path(dump).exists()
+    # The lock files pruning took went with the entries, and so did the folders left empty.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["lake", "lake/pageviews",
+                                                                                      "pageviews"]
     dump.parent.mkdir(parents=True, exist_ok=True)
     dump.write_bytes(b"\x1f")
     assert describe(scan(tmp_path)) == "1 dumps (1 B, 1 not verified), 0 totals (0 B)"
@@ -484,6 +486,29 @@ def test_pruning_an_entry_opens_its_lock_file_once(tmp_path, monkeypatch):
     pruned = prune_cache(tmp_path, ["dumps"], older_than=86400)
     assert len(pruned.deleted) == 30
     assert sorted(opened) == sorted(f"{dump}.lock" for dump in dumps)
+
+
+def test_pruning_deletes_the_lock_files_of_what_it_deletes_and_keeps_what_a_run_holds(tmp_path):
+    """Runs leave a lock file beside each dump and lake hour they held: pruning one deletes
+    it too, while holding it (wikitop.locks), but never that of an entry a live run holds."""
+    dumps = old_dumps(tmp_path, 3)
+    for dump in dumps:
+        locks.hold(dump)
+        locks.release(dump)
+    hour = tmp_path / "lake" / "pageviews" / "year=2020" / "month=01" / "day=22" / "hour=02"
+    hour.mkdir(parents=True)
+    (hour / "part-0123.parquet").write_bytes(b"PAR1")
+    (hour / "_SUCCESS").write_text('{"file": "part-0123.parquet"}')
+    with locks.exclusive(hour / "_SUCCESS"):  # as the run that wrote the hour
+        pass
+    locks.hold(dumps[2])
+    try:
+        pruned = prune_cache(tmp_path, max_size=0)
+    finally:
+        locks.release(dumps[2])
+    assert [e.path for e in pruned.in_use] == [dumps[2]]
+    assert list(tmp_path.rglob("*.lock")) == [locks.lock_path(dumps[2])]
+    assert not hour.parent.parent.parent.exists()
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():

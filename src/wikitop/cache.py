@@ -9,8 +9,8 @@ and costly to rebuild without the dumps), whose hours are its "totals": a
 partition with its manifest is kept; one without (a write killed midway) is
 temporary. A dump is guarded by the lock of the file it is or becomes, an hour of
 the lake by the lock of its manifest (``wikitop.locks``): pruning skips what a live
-run holds, removes a partition's manifest before its data, and leaves the empty
-lock files in place.
+run holds, removes a partition's manifest before its data, then, still holding it,
+the lock file, and last the folders left empty.
 """
 
 from __future__ import annotations
@@ -154,8 +154,10 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
             continue
         try:
             remove(entry)
+            lock.delete()
         finally:
             lock.release()
+        _remove_empty_folders(entry)
         deleted.append(entry)
     return deleted, in_use
 
@@ -192,27 +194,23 @@ def describe(entries: Iterable[CacheEntry]) -> str:
 
 
 def remove(entry: CacheEntry) -> None:
+    """The entry's files, a lake hour's manifest first, so that a partition is never seen
+    with a manifest and no data; its lock file is its pruner's to delete (``prune``)."""
     if entry.kind == "totals":
-        _remove_lake_hour(entry.path)
+        (entry.path / MARKER).unlink(missing_ok=True)
+        for path in entry.path.iterdir():
+            if path.is_file() and not path.name.endswith(LOCK_SUFFIX):
+                path.unlink(missing_ok=True)
         return
     for path in (entry.path, *entry.extra_files()):
         path.unlink(missing_ok=True)
-    for folder in (entry.path.parent, entry.path.parent.parent):
-        try:
-            folder.rmdir()  # only when empty
-        except OSError:
-            break
 
 
-def _remove_lake_hour(folder: Path) -> None:
-    """The manifest first, so that a partition is never seen with a manifest and no data;
-    the lock file stays (``wikitop.locks``), and with it the folder."""
-    (folder / MARKER).unlink(missing_ok=True)
-    for path in folder.iterdir():
-        if path.is_file() and not path.name.endswith(LOCK_SUFFIX):
-            path.unlink(missing_ok=True)
-    for parent in (folder, *folder.parents[:3]):
+def _remove_empty_folders(entry: CacheEntry) -> None:
+    """The entry's folder and those above it up to the cache's top folders, while empty."""
+    folders = (entry.path, *entry.path.parents[:3]) if entry.kind == "totals" else entry.path.parents[:2]
+    for folder in folders:
         try:
-            parent.rmdir()  # only when empty
+            folder.rmdir()
         except OSError:
             break

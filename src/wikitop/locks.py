@@ -4,9 +4,9 @@ A guarded file has an empty lock file beside it, ``NAME.lock``, locked with the
 operating system's file lock (flock on Unix, through filelock's ``lock_descriptor``):
 the kernel releases it when its process dies, so a lock is never stale. A locker, once
 it has the lock, checks that the lock file's name still names the file it opened and
-locked, and starts again otherwise, so that a lock file deleted by its holder cannot
-leave a process that opened the old file and one that created the new file both
-holding "the" lock.
+locked, and starts again otherwise: ``cache prune`` deletes the lock file of what it
+deletes while holding it (``PathLock.delete``), and a process that opened the old file
+before and one that creates a new file after must not both hold "the" lock.
 
 ``hold`` and ``release`` share one lock per file between the threads of a process
 (counted, so each hold needs its release): threads coordinate among themselves with
@@ -76,6 +76,13 @@ class PathLock:
             unlock_descriptor(descriptor)
         finally:
             os.close(descriptor)
+
+    def delete(self) -> None:
+        """Delete the lock file while holding it: whoever locks the old file next finds its
+        name gone, or naming another file, and starts again."""
+        with contextlib.suppress(OSError):  # e.g. on Windows, where a file open elsewhere stays
+            self.lock_file.unlink()
+
 
 class _SharedLock:
     """A process's lock of a path, counted over its holds."""
