@@ -23,6 +23,7 @@ from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
 from wikitop import locks
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
+from wikitop.files import temporary_path
 from wikitop.hours import dump_file_name, dump_relative_path, truncate_to_hour
 from wikitop.source.download import (
     Fetcher,
@@ -509,6 +510,26 @@ def test_pruning_deletes_the_lock_files_of_what_it_deletes_and_keeps_what_a_run_
     assert [e.path for e in pruned.in_use] == [dumps[2]]
     assert list(tmp_path.rglob("*.lock")) == [locks.lock_path(dumps[2])]
     assert not hour.parent.parent.parent.exists()
+
+
+def test_pruning_deletes_the_temporary_files_of_dead_runs_once_a_day_old(tmp_path):
+    """A run killed while writing a dump's record or a parsed blacklist leaves a temporary file
+    (wikitop.files) that nothing else removes; a younger one may be a live run's."""
+    dump = cached_dump(tmp_path)
+    record = temporary_path(sidecar_path(dump))
+    blacklist = temporary_path(tmp_path / "blacklists" / f"{'0' * 64}.arrow")
+    blacklist.parent.mkdir()
+    young_record, young_blacklist = temporary_path(sidecar_path(dump)), temporary_path(blacklist.with_name("x.arrow"))
+    two_days_ago = time.time() - 2 * 86400
+    for path in (record, blacklist, young_record, young_blacklist):
+        path.write_bytes(b"{")
+    for path in (record, blacklist):
+        os.utime(path, (two_days_ago, two_days_ago))
+    dry = prune_cache(tmp_path, ["totals"], older_than=30 * 86400, dry_run=True)
+    assert {e.path for e in dry.deleted} == {record, blacklist} and record.exists()
+    pruned = prune_cache(tmp_path, ["totals"], older_than=30 * 86400)
+    assert {e.path for e in pruned.deleted} == {record, blacklist} and [e.path for e in pruned.kept] == []
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted([dump, young_record, young_blacklist])
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():

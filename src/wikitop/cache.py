@@ -10,7 +10,10 @@ partition with its manifest is kept; one without (a write killed midway) is
 temporary. A dump is guarded by the lock of the file it is or becomes, an hour of
 the lake by the lock of its manifest (``wikitop.locks``): pruning skips what a live
 run holds, removes a partition's manifest before its data, then, still holding it,
-the lock file, and last the folders left empty.
+the lock file, and last the folders left empty. Runs that died also leave the
+temporary files of atomic writes (``wikitop.files``) of dumps' records and of parsed
+blacklists (under ``blacklists/``): pruning deletes them once a day old, whatever the
+kinds pruned.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from wikitop.files import target_of_temporary
 from wikitop.hours import dump_file_name, parse_dump_file_name
 from wikitop.lake import DATASET, default_lake, hour_of_partition
 from wikitop.locks import LOCK_SUFFIX, try_exclusive
@@ -30,7 +34,9 @@ from wikitop.storage import MARKER, marker_record
 from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
-# Partial downloads and lake hours without a manifest, once this old, are left by runs that died.
+# The kind of the leftovers of atomic writes, which no option selects: they are always pruned once old.
+TEMPORARY_FILE = "temporary file"
+# Partial downloads, lake hours without a manifest and temporary files, once this old, are left by runs that died.
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
@@ -77,6 +83,21 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
             if (entry := _lake_hour_entry(folder)) is not None:
                 entries.append(entry)
     return sorted(entries, key=lambda entry: entry.modified)
+
+
+def stale_temporary_files(cache_dir: Path, now: float | None = None) -> list[CacheEntry]:
+    """The temporary files of dumps' records and of parsed blacklists older than a day."""
+    now = time.time() if now is None else now
+    cache_dir = Path(cache_dir)
+    found = []
+    for path in (*(cache_dir / "pageviews").rglob(".*.json.*.tmp"), *(cache_dir / "blacklists").glob(".*.tmp")):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # renamed by its writer meanwhile
+            continue
+        if target_of_temporary(path.name) and path.is_file() and now - stat.st_mtime > TEMPORARY_MAX_AGE_SECONDS:
+            found.append(CacheEntry(TEMPORARY_FILE, path, stat.st_size, stat.st_mtime, None, "temporary"))
+    return sorted(found, key=lambda entry: entry.modified)
 
 
 def _lake_hour_entry(folder: Path) -> CacheEntry | None:
@@ -164,7 +185,8 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
 
 @dataclass(frozen=True)
 class Pruning:
-    """What pruning deleted (or, in a dry run, would delete), kept because a run holds it, and left."""
+    """What pruning deleted (or, in a dry run, would delete; stale temporary files first), kept
+    because a run holds it, and left."""
 
     deleted: list[CacheEntry]
     in_use: list[CacheEntry]
@@ -173,12 +195,19 @@ class Pruning:
 
 def prune_cache(cache_dir: Path, kinds: Iterable[str] = KINDS, older_than: float | None = None,
                 max_size: int | None = None, dry_run: bool = False) -> Pruning:
-    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete them."""
+    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete
+    them and the stale temporary files."""
+    temporary_files = stale_temporary_files(cache_dir)
     entries = scan(cache_dir, kinds)
     doomed = select_for_pruning(entries, older_than, max_size)
-    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
+    if dry_run:
+        deleted, in_use = doomed, []
+    else:
+        for entry in temporary_files:
+            entry.path.unlink(missing_ok=True)
+        deleted, in_use = prune(doomed)
     gone = set(deleted)
-    return Pruning(deleted, in_use, [entry for entry in entries if entry not in gone])
+    return Pruning(temporary_files + deleted, in_use, [entry for entry in entries if entry not in gone])
 
 
 def describe(entries: Iterable[CacheEntry]) -> str:

@@ -750,7 +750,8 @@ def cache_list(obj, kinds, check_now):
 
 
 @cache.command(help="""Delete cached files: first those modified more than --older-than ago, then the oldest
-until what is left of the chosen kinds fits in --max-size.
+until what is left of the chosen kinds fits in --max-size. Whatever is held by a live run is kept;
+partial downloads and temporary files left by runs that died go once a day old.
 
 Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps --max-size 10GB --dry-run""")
 @_cache_dir_option(on_subcommand=True)
