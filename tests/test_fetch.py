@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -530,6 +531,39 @@ def test_pruning_deletes_the_temporary_files_of_dead_runs_once_a_day_old(tmp_pat
     pruned = prune_cache(tmp_path, ["totals"], older_than=30 * 86400)
     assert {e.path for e in pruned.deleted} == {record, blacklist} and [e.path for e in pruned.kept] == []
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted([dump, young_record, young_blacklist])
+
+
+@pytest.fixture
+def spill_folders(tmp_path, monkeypatch):
+    """A DuckDB spill folder of a process that is surely dead (ran and waited for) and one of this
+    process, in a temporary folder of the test's own."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    folders = {pid: temporary / f"wikitop-duckdb-{pid}-7f3a2c" for pid in (int(dead.stdout), os.getpid())}
+    for folder in folders.values():
+        (folder / "0").mkdir(parents=True)
+        (folder / "0" / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled")
+    return list(folders.values())
+
+
+def test_pruning_removes_the_spill_folders_of_dead_runs_only(tmp_path, spill_folders):
+    dead, live = spill_folders
+    dry = prune_cache(tmp_path / "cache", older_than=86400, dry_run=True)
+    assert dry.spill_folders == [dead] and dead.exists()
+    pruned = prune_cache(tmp_path / "cache", older_than=86400)
+    assert pruned.spill_folders == [dead] and not dead.exists() and live.exists()
+
+
+def test_a_duckdb_engine_removes_the_spill_folders_of_dead_runs_when_it_starts(spill_folders):
+    from wikitop.rank.duckdb_engine import DuckDBEngine
+
+    dead, live = spill_folders
+    engine = DuckDBEngine()
+    engine.close()
+    assert not dead.exists() and live.exists()
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():

@@ -13,7 +13,8 @@ run holds, removes a partition's manifest before its data, then, still holding i
 the lock file, and last the folders left empty. Runs that died also leave the
 temporary files of atomic writes (``wikitop.files``) of dumps' records and of parsed
 blacklists (under ``blacklists/``): pruning deletes them once a day old, whatever the
-kinds pruned.
+kinds pruned. Pruning also removes the DuckDB spill folders of runs killed outright
+(``wikitop.rank.spill``), which are in the system's temporary folder, not the cache.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from wikitop.files import target_of_temporary
 from wikitop.hours import dump_file_name, parse_dump_file_name
 from wikitop.lake import DATASET, default_lake, hour_of_partition
 from wikitop.locks import LOCK_SUFFIX, try_exclusive
+from wikitop.rank.spill import dead_spill_folders, remove_dead_spill_folders
 from wikitop.source.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.storage import MARKER, marker_record
 from wikitop.units import format_size
@@ -186,28 +188,30 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
 @dataclass(frozen=True)
 class Pruning:
     """What pruning deleted (or, in a dry run, would delete; stale temporary files first), kept
-    because a run holds it, and left."""
+    because a run holds it, and left; and the spill folders of dead runs it removed (would remove)."""
 
     deleted: list[CacheEntry]
     in_use: list[CacheEntry]
     kept: list[CacheEntry]
+    spill_folders: list[Path]
 
 
 def prune_cache(cache_dir: Path, kinds: Iterable[str] = KINDS, older_than: float | None = None,
                 max_size: int | None = None, dry_run: bool = False) -> Pruning:
     """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete
-    them and the stale temporary files."""
+    them, the stale temporary files and the spill folders of dead runs."""
     temporary_files = stale_temporary_files(cache_dir)
     entries = scan(cache_dir, kinds)
     doomed = select_for_pruning(entries, older_than, max_size)
     if dry_run:
-        deleted, in_use = doomed, []
+        deleted, in_use, spill_folders = doomed, [], dead_spill_folders()
     else:
         for entry in temporary_files:
             entry.path.unlink(missing_ok=True)
         deleted, in_use = prune(doomed)
+        spill_folders = remove_dead_spill_folders()
     gone = set(deleted)
-    return Pruning(temporary_files + deleted, in_use, [entry for entry in entries if entry not in gone])
+    return Pruning(temporary_files + deleted, in_use, [entry for entry in entries if entry not in gone], spill_folders)
 
 
 def describe(entries: Iterable[CacheEntry]) -> str:
