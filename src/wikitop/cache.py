@@ -87,9 +87,9 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
     return sorted(entries, key=lambda entry: entry.modified)
 
 
-def stale_temporary_files(cache_dir: Path, now: float | None = None) -> list[CacheEntry]:
+def stale_temporary_files(cache_dir: Path) -> list[CacheEntry]:
     """The temporary files of dumps' records and of parsed blacklists older than a day."""
-    now = time.time() if now is None else now
+    now = time.time()
     cache_dir = Path(cache_dir)
     found = []
     for path in (*(cache_dir / "pageviews").rglob(".*.json.*.tmp"), *(cache_dir / "blacklists").glob(".*.tmp")):

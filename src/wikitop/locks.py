@@ -43,8 +43,8 @@ class PathLock:
         self._descriptor: int | None = None
 
     def acquire(self, blocking: bool = True) -> bool:
-        """Lock the lock file the name stands for once locked; False, unless blocking, when
-        another holder has it."""
+        """Lock the file that the lock file's name stands for once locked (its holder may have
+        deleted the one opened); False, unless blocking, when another process or lock has it."""
         while True:
             try:
                 descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
