@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -21,8 +22,10 @@ import pytest
 from conftest import unanswering_address
 from huge_lines import write_huge_line_gzip
 from manual_clock import ManualClock
+from wikitop import locks
 from wikitop.cache import CacheEntry, describe, prune_cache, scan, select_for_pruning
-from wikitop.hours import dump_file_name, truncate_to_hour
+from wikitop.files import temporary_path
+from wikitop.hours import dump_file_name, dump_relative_path, truncate_to_hour
 from wikitop.source.download import (
     Fetcher,
     HostLimiter,
@@ -447,12 +450,120 @@ def test_pruning_a_cache_deletes_what_it_selects_and_tells_what_is_left(tmp_path
     assert [e.path for e in dry.deleted] == [totals] and totals.exists() and [e.path for e in dry.kept] == [dump]
     pruned = prune_cache(tmp_path, ["dumps", "totals"], max_size=0)
     assert [e.path for e in pruned.deleted] == [totals, dump] and pruned.in_use == [] and pruned.kept == []
-    # A lake hour's folder keeps only its lock file (wikitop.locks).
-    assert [p.name for p in totals.iterdir()] == ["_SUCCESS.lock"]
     assert not dump.exists() and not sidecar_path(dump).exists()
+    # The lock files pruning took went with the entries, and so did the folders left empty.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["lake", "lake/pageviews",
+                                                                                      "pageviews"]
     dump.parent.mkdir(parents=True, exist_ok=True)
     dump.write_bytes(b"\x1f")
     assert describe(scan(tmp_path)) == "1 dumps (1 B, 1 not verified), 0 totals (0 B)"
+
+
+def old_dumps(cache: Path, count: int) -> list[Path]:
+    """``count`` one-byte dumps of consecutive hours, modified 40 days ago."""
+    long_ago = time.time() - 40 * 86400
+    dumps = []
+    for number in range(count):
+        dump = cache / "pageviews" / dump_relative_path(datetime(2020, 1, 22, tzinfo=UTC) + timedelta(hours=number))
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        dump.write_bytes(b"\x1f")
+        os.utime(dump, (long_ago, long_ago))
+        dumps.append(dump)
+    return dumps
+
+
+def test_pruning_an_entry_opens_its_lock_file_once(tmp_path, monkeypatch):
+    """Pruning 8,000 entries took seconds in setting up a lock for each (filelock's registry,
+    path resolution and a probe of the folder for flock support, bench/bench_prune.py): an
+    entry's lock now costs one open of its lock file."""
+    dumps = old_dumps(tmp_path, 30)
+    opened = []
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    pruned = prune_cache(tmp_path, ["dumps"], older_than=86400)
+    assert len(pruned.deleted) == 30
+    assert sorted(opened) == sorted(f"{dump}.lock" for dump in dumps)
+
+
+def test_pruning_deletes_the_lock_files_of_what_it_deletes_and_keeps_what_a_run_holds(tmp_path):
+    """Runs leave a lock file beside each dump and lake hour they held: pruning one deletes
+    it too, while holding it (wikitop.locks), but never that of an entry a live run holds."""
+    dumps = old_dumps(tmp_path, 3)
+    for dump in dumps:
+        locks.hold(dump)
+        locks.release(dump)
+    hour = tmp_path / "lake" / "pageviews" / "year=2020" / "month=01" / "day=22" / "hour=02"
+    hour.mkdir(parents=True)
+    (hour / "part-0123.parquet").write_bytes(b"PAR1")
+    (hour / "_SUCCESS").write_text('{"file": "part-0123.parquet"}')
+    with locks.exclusive(hour / "_SUCCESS"):  # as the run that wrote the hour
+        pass
+    locks.hold(dumps[2])
+    try:
+        pruned = prune_cache(tmp_path, max_size=0)
+    finally:
+        locks.release(dumps[2])
+    assert [e.path for e in pruned.in_use] == [dumps[2]]
+    assert list(tmp_path.rglob("*.lock")) == [locks.lock_path(dumps[2])]
+    assert not hour.parent.parent.parent.exists()
+
+
+def test_pruning_deletes_the_temporary_files_of_dead_runs_once_a_day_old(tmp_path):
+    """A run killed while writing a dump's record or a parsed blacklist leaves a temporary file
+    (wikitop.files) that nothing else removes; a younger one may be a live run's."""
+    dump = cached_dump(tmp_path)
+    record = temporary_path(sidecar_path(dump))
+    blacklist = temporary_path(tmp_path / "blacklists" / f"{'0' * 64}.arrow")
+    blacklist.parent.mkdir()
+    young_record, young_blacklist = temporary_path(sidecar_path(dump)), temporary_path(blacklist.with_name("x.arrow"))
+    two_days_ago = time.time() - 2 * 86400
+    for path in (record, blacklist, young_record, young_blacklist):
+        path.write_bytes(b"{")
+    for path in (record, blacklist):
+        os.utime(path, (two_days_ago, two_days_ago))
+    dry = prune_cache(tmp_path, ["totals"], older_than=30 * 86400, dry_run=True)
+    assert {e.path for e in dry.deleted} == {record, blacklist} and record.exists()
+    pruned = prune_cache(tmp_path, ["totals"], older_than=30 * 86400)
+    assert {e.path for e in pruned.deleted} == {record, blacklist} and [e.path for e in pruned.kept] == []
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted([dump, young_record, young_blacklist])
+
+
+@pytest.fixture
+def spill_folders(tmp_path, monkeypatch):
+    """A DuckDB spill folder of a process that is surely dead (ran and waited for) and one of this
+    process, in a temporary folder of the test's own."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    folders = {pid: temporary / f"wikitop-duckdb-{pid}-7f3a2c" for pid in (int(dead.stdout), os.getpid())}
+    for folder in folders.values():
+        (folder / "0").mkdir(parents=True)
+        (folder / "0" / "duckdb_temp_storage-0.tmp").write_bytes(b"spilled")
+    return list(folders.values())
+
+
+def test_pruning_removes_the_spill_folders_of_dead_runs_only(tmp_path, spill_folders):
+    dead, live = spill_folders
+    dry = prune_cache(tmp_path / "cache", older_than=86400, dry_run=True)
+    assert dry.spill_folders == [dead] and dead.exists()
+    pruned = prune_cache(tmp_path / "cache", older_than=86400)
+    assert pruned.spill_folders == [dead] and not dead.exists() and live.exists()
+
+
+def test_a_duckdb_engine_removes_the_spill_folders_of_dead_runs_when_it_starts(spill_folders):
+    from wikitop.rank.duckdb_engine import DuckDBEngine
+
+    dead, live = spill_folders
+    engine = DuckDBEngine()
+    engine.close()
+    assert not dead.exists() and live.exists()
 
 
 def test_the_http_client_is_imported_only_when_a_server_is_asked():

@@ -9,8 +9,12 @@ and costly to rebuild without the dumps), whose hours are its "totals": a
 partition with its manifest is kept; one without (a write killed midway) is
 temporary. A dump is guarded by the lock of the file it is or becomes, an hour of
 the lake by the lock of its manifest (``wikitop.locks``): pruning skips what a live
-run holds, removes a partition's manifest before its data, and leaves the empty
-lock files in place.
+run holds, removes a partition's manifest before its data, then, still holding it,
+the lock file, and last the folders left empty. Runs that died also leave the
+temporary files of atomic writes (``wikitop.files``) of dumps' records and of parsed
+blacklists (under ``blacklists/``): pruning deletes them once a day old, whatever the
+kinds pruned. Pruning also removes the DuckDB spill folders of runs killed outright
+(``wikitop.rank.spill``), which are in the system's temporary folder, not the cache.
 """
 
 from __future__ import annotations
@@ -22,15 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from wikitop.files import target_of_temporary
 from wikitop.hours import dump_file_name, parse_dump_file_name
 from wikitop.lake import DATASET, default_lake, hour_of_partition
 from wikitop.locks import LOCK_SUFFIX, try_exclusive
+from wikitop.rank.spill import dead_spill_folders, remove_dead_spill_folders
 from wikitop.source.fetch import check_cached, read_record, record_is_current, sidecar_path
 from wikitop.storage import MARKER, marker_record
 from wikitop.units import format_size
 
 KINDS = ("dumps", "totals")
-# Partial downloads and lake hours without a manifest, once this old, are left by runs that died.
+# The kind of the leftovers of atomic writes, which no option selects: they are always pruned once old.
+TEMPORARY_FILE = "temporary file"
+# Partial downloads, lake hours without a manifest and temporary files, once this old, are left by runs that died.
 TEMPORARY_STATES = frozenset({"partial", "temporary"})
 TEMPORARY_MAX_AGE_SECONDS = 24 * 3600
 
@@ -77,6 +85,21 @@ def scan(cache_dir: Path, kinds: Iterable[str] = KINDS) -> list[CacheEntry]:
             if (entry := _lake_hour_entry(folder)) is not None:
                 entries.append(entry)
     return sorted(entries, key=lambda entry: entry.modified)
+
+
+def stale_temporary_files(cache_dir: Path) -> list[CacheEntry]:
+    """The temporary files of dumps' records and of parsed blacklists older than a day."""
+    now = time.time()
+    cache_dir = Path(cache_dir)
+    found = []
+    for path in (*(cache_dir / "pageviews").rglob(".*.json.*.tmp"), *(cache_dir / "blacklists").glob(".*.tmp")):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # renamed by its writer meanwhile
+            continue
+        if target_of_temporary(path.name) and path.is_file() and now - stat.st_mtime > TEMPORARY_MAX_AGE_SECONDS:
+            found.append(CacheEntry(TEMPORARY_FILE, path, stat.st_size, stat.st_mtime, None, "temporary"))
+    return sorted(found, key=lambda entry: entry.modified)
 
 
 def _lake_hour_entry(folder: Path) -> CacheEntry | None:
@@ -154,29 +177,41 @@ def prune(doomed: list[CacheEntry]) -> tuple[list[CacheEntry], list[CacheEntry]]
             continue
         try:
             remove(entry)
+            lock.delete()
         finally:
             lock.release()
+        _remove_empty_folders(entry)
         deleted.append(entry)
     return deleted, in_use
 
 
 @dataclass(frozen=True)
 class Pruning:
-    """What pruning deleted (or, in a dry run, would delete), kept because a run holds it, and left."""
+    """What pruning deleted (or, in a dry run, would delete; stale temporary files first), kept
+    because a run holds it, and left; and the spill folders of dead runs it removed (would remove)."""
 
     deleted: list[CacheEntry]
     in_use: list[CacheEntry]
     kept: list[CacheEntry]
+    spill_folders: list[Path]
 
 
 def prune_cache(cache_dir: Path, kinds: Iterable[str] = KINDS, older_than: float | None = None,
                 max_size: int | None = None, dry_run: bool = False) -> Pruning:
-    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete them."""
+    """Select the entries of ``kinds`` to prune (``select_for_pruning``) and, unless a dry run, delete
+    them, the stale temporary files and the spill folders of dead runs."""
+    temporary_files = stale_temporary_files(cache_dir)
     entries = scan(cache_dir, kinds)
     doomed = select_for_pruning(entries, older_than, max_size)
-    deleted, in_use = (doomed, []) if dry_run else prune(doomed)
+    if dry_run:
+        deleted, in_use, spill_folders = doomed, [], dead_spill_folders()
+    else:
+        for entry in temporary_files:
+            entry.path.unlink(missing_ok=True)
+        deleted, in_use = prune(doomed)
+        spill_folders = remove_dead_spill_folders()
     gone = set(deleted)
-    return Pruning(deleted, in_use, [entry for entry in entries if entry not in gone])
+    return Pruning(temporary_files + deleted, in_use, [entry for entry in entries if entry not in gone], spill_folders)
 
 
 def describe(entries: Iterable[CacheEntry]) -> str:
@@ -192,27 +227,23 @@ def describe(entries: Iterable[CacheEntry]) -> str:
 
 
 def remove(entry: CacheEntry) -> None:
+    """The entry's files, a lake hour's manifest first, so that a partition is never seen
+    with a manifest and no data; its lock file is its pruner's to delete (``prune``)."""
     if entry.kind == "totals":
-        _remove_lake_hour(entry.path)
+        (entry.path / MARKER).unlink(missing_ok=True)
+        for path in entry.path.iterdir():
+            if path.is_file() and not path.name.endswith(LOCK_SUFFIX):
+                path.unlink(missing_ok=True)
         return
     for path in (entry.path, *entry.extra_files()):
         path.unlink(missing_ok=True)
-    for folder in (entry.path.parent, entry.path.parent.parent):
-        try:
-            folder.rmdir()  # only when empty
-        except OSError:
-            break
 
 
-def _remove_lake_hour(folder: Path) -> None:
-    """The manifest first, so that a partition is never seen with a manifest and no data;
-    the lock file stays (``wikitop.locks``), and with it the folder."""
-    (folder / MARKER).unlink(missing_ok=True)
-    for path in folder.iterdir():
-        if path.is_file() and not path.name.endswith(LOCK_SUFFIX):
-            path.unlink(missing_ok=True)
-    for parent in (folder, *folder.parents[:3]):
+def _remove_empty_folders(entry: CacheEntry) -> None:
+    """The entry's folder and those above it up to the cache's top folders, while empty."""
+    folders = (entry.path, *entry.path.parents[:3]) if entry.kind == "totals" else entry.path.parents[:2]
+    for folder in folders:
         try:
-            parent.rmdir()  # only when empty
+            folder.rmdir()
         except OSError:
             break

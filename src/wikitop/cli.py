@@ -751,7 +751,9 @@ def cache_list(obj, kinds, check_now):
 
 
 @cache.command(help="""Delete cached files: first those modified more than --older-than ago, then the oldest
-until what is left of the chosen kinds fits in --max-size.
+until what is left of the chosen kinds fits in --max-size. Whatever is held by a live run is kept;
+partial downloads and temporary files left by runs that died go once a day old, and the DuckDB
+spill folders (in the system's temporary folder) of runs no longer alive.
 
 Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps --max-size 10GB --dry-run""")
 @_cache_dir_option(on_subcommand=True)
@@ -775,6 +777,8 @@ def prune(obj, older_than, max_size, kinds, dry_run):
         for entry in listed:
             hour = format_hour(entry.hour) if entry.hour else "-"
             click.echo(f"{label}\t{entry.kind}\t{hour}\t{format_size(entry.size)}\t{entry.path.relative_to(cache_dir)}")
+    for folder in pruning.spill_folders:
+        click.echo(f"{verb}\tspill folder of a dead run\t-\t-\t{folder}")
     deleted, in_use = pruning.deleted, pruning.in_use
     busy = f", {len(in_use)} of them in use by a running wikitop" if in_use else ""
     click.echo(f"{verb} {len(deleted)} files ({format_size(sum(e.size for e in deleted))}); "

@@ -6,7 +6,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from wikitop.rank.base import (
 )
 from wikitop.rank.blacklist import Blacklist, canonical_titles
 from wikitop.rank.projects import Listing, project_blacklist
+from wikitop.rank.spill import remove_dead_spill_folders, spill_folder
 from wikitop.rank.sql import render
 from wikitop.source.dump_reader import RAW_LINES_SCHEMA, PairOrder, read_dump
 from wikitop.units import parse_size
@@ -52,9 +52,10 @@ class DuckDBEngine:
         # The pair hashes are checked outside DuckDB, where its limit does not reach: at
         # most this many (8 bytes each, about as much again while DuckDB hands them over).
         self.max_checked_hashes = connection_memory // 4 // (2 * HASH_BYTES)
+        remove_dead_spill_folders()  # those runs killed outright left (wikitop.rank.spill)
         # Where DuckDB spills beyond its memory limit (by default it would use the working
         # folder), a folder per connection, since each deletes its own when it closes.
-        self.spill_dir = Path(tempfile.gettempdir()) / f"wikitop-duckdb-{os.getpid()}-{id(self):x}"
+        self.spill_dir = spill_folder(self)
         self._connections = itertools.count()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
