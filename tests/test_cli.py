@@ -85,7 +85,9 @@ def test_every_help_opens_with_examples_after_its_summary(path):
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "wikitop")
 def test_every_example_parses(path):
-    for example in examples(help_text(*path)):
+    found = examples(help_text(*path))
+    assert found
+    for example in found:
         argv = shlex.split(example)[1:]
         ctx = parse(argv)
         assert command_path(ctx)[:len(path)] == path, example
