@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from wikitop import __version__
+from wikitop.cli_help import LOGGING, HelpGroup, grouped_option
 from wikitop.hours import HourError, check_hour_available, default_hour, format_hour, parse_hour
 from wikitop.model import Period
 from wikitop.pipeline import Outcome, Status, Wikitop
@@ -27,7 +28,6 @@ from wikitop.rank.sql import TIE_RULES
 from wikitop.redact import RedactingFilter, redact
 from wikitop.settings import Settings, default_cache_dir, parse_spark_properties, storage_options_from_flags
 from wikitop.source.download import DEFAULT_USER_AGENT, SERVER_CONNECTION_LIMIT
-from wikitop.source.fetch import DEFAULT_SOURCE
 from wikitop.storage import StorageError
 from wikitop.units import parse_duration, parse_size
 
@@ -39,11 +39,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("wikitop")
 
 HOUR_HELP = (
-    "An hour is the UTC hour of views: 2020-01-22T02 means 02:00-02:59 UTC, read from the "
-    "file stamped one hour later (pageviews-20200122-030000.gz), as Wikimedia stamps files "
-    "with the end of the hour. Accepted: 2020-01-22T02, 2020-01-22T02:00, "
-    "'2020-01-22 02:00:00', optionally with a UTC offset (+02:00, Z)."
+    "Hours are UTC hours of views: 2020-01-22T02 is 02:00-02:59, in pageviews-20200122-030000.gz; "
+    "2020-01-22T02:00 and '2020-01-22 02:00:00' are accepted, with +02:00 or Z too."
 )
+
+source_option = grouped_option("Source")
+ranking_option = grouped_option("Ranking")
+output_option = grouped_option("Output and storage")
+run_option = grouped_option("Run")
+logging_option = grouped_option(LOGGING)
 
 
 class HourType(click.ParamType):
@@ -91,19 +95,14 @@ def _spark_conf(ctx, param, values):
 
 
 OUT_OPTIONS = [
-    click.option("--out", default="./wikitop-out", show_default=True, envvar="PATH_OUT_PREFIX",
-                 help="Where results go: a directory or an fsspec URL such as s3://bucket/prefix "
-                 "(pip install 'wikitop[s3]'), or gs://, az://... with their fsspec package. "
-                 "[env PATH_OUT_PREFIX]"),
-    click.option("--s3-endpoint-url", metavar="URL",
-                 help="S3-compatible endpoint for an s3:// --out, e.g. http://127.0.0.1:8333 (MinIO, Ceph, "
-                 "SeaweedFS). [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the profile's endpoint_url]"),
-    click.option("--s3-region", envvar="AWS_REGION", metavar="REGION",
-                 help="Region for an s3:// --out. [env AWS_REGION; default: AWS_DEFAULT_REGION or the profile's]"),
-    click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
-                 help="An fsspec option for --out (repeatable); dotted keys nest, values are read as JSON "
-                 "when they parse, e.g. profile=work or config_kwargs.read_timeout=60. Credentials come "
-                 "from the standard AWS variables and profiles, which never show in process lists."),
+    output_option("--out", default="./wikitop-out", show_default=True, envvar="PATH_OUT_PREFIX", metavar="URL|DIR",
+                  help="Results: a folder or an fsspec URL (s3://... needs wikitop[s3])."),
+    output_option("--s3-endpoint-url", metavar="URL",
+                  show_default="AWS_ENDPOINT_URL_S3 or the profile's", help="S3-compatible endpoint."),
+    output_option("--s3-region", envvar="AWS_REGION", metavar="REGION",
+                  show_default="the profile's", help="S3 region."),
+    output_option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
+                  help="An fsspec option, e.g. profile=work (repeatable)."),
 ]
 
 
@@ -131,96 +130,68 @@ def storage_options(options: dict, url: str | None = None) -> dict:
         raise click.UsageError(str(error)) from None
 
 
-CACHE_DIR_OPTION = click.option(
-    "--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
-    help=f"Downloaded dumps and hourly totals. [default: {default_cache_dir()}]")
-LAKE_OPTION = click.option(
-    "--lake", envvar="WIKITOP_LAKE", metavar="URL|DIR",
-    help="The pageviews lake: every hour's full page totals as hive-partitioned Parquet, read "
-    "instead of an hour's dump when it holds the hour; a directory or an fsspec URL (the S3 "
-    "flags apply to it too). [env WIKITOP_LAKE; default: lake/ in the cache]")
+CACHE_DIR_OPTION = output_option(
+    "--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR", metavar="DIR",
+    show_default=str(default_cache_dir()), help="Downloaded dumps and the default lake.")
+LAKE_OPTION = output_option(
+    "--lake", envvar="WIKITOP_LAKE", metavar="URL|DIR", show_default="lake/ in the cache",
+    help="Every hour's page totals as Parquet, read instead of the hour's dump.")
 
 COMMON_OPTIONS = [
-    click.option("--source", "sources", multiple=True, envvar="SOURCE_URL_PREFIX", metavar="URL|DIR",
-                 help=f"Where the dumps are: an https:// prefix laid out like {DEFAULT_SOURCE}, or a "
-                 "mirror directory with the same layout. Repeat to fail over in order. "
-                 "[env SOURCE_URL_PREFIX; default: the dump server]"),
+    source_option("--source", "sources", multiple=True, envvar="SOURCE_URL_PREFIX", metavar="URL|DIR",
+                  show_default="the dump server", help="The dumps, or a mirror laid out alike; repeat to fail over."),
     *OUT_OPTIONS,
-    click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
-                 help="Result format: gzipped CSV, Parquet, or gzipped JSON lines."),
-    click.option("--blacklist", default=DEFAULT_BLACKLIST, envvar="BLACKLIST_URL_IN", metavar="PATH|URL",
-                 help="Blacklist of 'domain_code page_title' lines; the default is the assignment's "
-                 "list shipped with wikitop. [env BLACKLIST_URL_IN]"),
-    click.option("--no-blacklist", is_flag=True, help="Rank every page."),
-    click.option("--top", type=click.IntRange(min=1), default=25, show_default=True,
-                 help="How many places per domain code."),
-    click.option("--ties", type=click.Choice(TIE_RULES), default="rank", show_default=True,
-                 help="rank: tied pages share a place, so a domain can list more than --top rows; "
-                 "dense: --top distinct view counts; row: exactly --top rows, ties broken by title."),
-    click.option("--exclude-noise", is_flag=True,
-                 help="Leave out the '-' title (unknown pages), each wiki's main page and its special pages."),
-    click.option("--namespace", type=click.Choice(NAMESPACES), default="all", show_default=True,
-                 help="main: articles only, leaving out titles whose prefix before ':' is a namespace of "
-                 "their wiki (Talk:, User:, File:... and their local names for the largest languages)."),
-    click.option("--min-views", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
-                 help="List only pages with at least N views in the period (a day's or window's total)."),
-    click.option("--exclude", "exclude_patterns", multiple=True, metavar="PATTERN",
-                 help="Leave out titles matching this glob (* ? [abc] [!abc], case-sensitive, whole title); "
-                 "repeatable, e.g. --exclude 'Special:*'."),
-    click.option("--group", type=click.Choice(GROUPS), default="domain", show_default=True,
-                 help="project: rank whole projects, the desktop and mobile codes of a wiki summed "
-                 "(en + en.m as en.wikipedia), with each page's mobile share of views."),
-    click.option("--strict", is_flag=True, help="Fail on any bad line instead of skipping and counting it."),
-    click.option("--allow-empty", is_flag=True,
-                 help="Publish an empty top for a dump with no good line, which real hours never are "
-                 "(by default such an hour fails)."),
-    click.option("--force", is_flag=True, envvar="FORCE_REPROCESS",
-                 help="Compute and publish even when a result with the same parameters exists. "
-                 "[env FORCE_REPROCESS]"),
-    click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
-                 envvar="WIKITOP_ENGINE", help="DuckDB in-process, or Spark (pip install 'wikitop[spark]')."),
-    click.option("--memory-limit", metavar="SIZE", default=DEFAULT_MEMORY_LIMIT, show_default=True,
-                 envvar="WIKITOP_DUCKDB_MEMORY_LIMIT", callback=_memory_limit,
-                 help="DuckDB's memory; past it, it spills to a temporary folder. [env WIKITOP_DUCKDB_MEMORY_LIMIT]"),
+    output_option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
+                  help="The result's format."),
+    ranking_option("--blacklist", default=DEFAULT_BLACKLIST, envvar="BLACKLIST_URL_IN", metavar="PATH|URL",
+                   show_default="shipped", help="'domain_code page_title' lines to leave out."),
+    ranking_option("--no-blacklist", is_flag=True, help="Rank every page."),
+    ranking_option("--top", type=click.IntRange(min=1), default=25, show_default=True, metavar="N",
+                   help="Places per domain code."),
+    ranking_option("--ties", type=click.Choice(TIE_RULES), default="rank", show_default=True,
+                   help="rank: ties share a place; dense: N distinct counts; row: exactly N rows."),
+    ranking_option("--exclude-noise", is_flag=True, help="Leave out '-', main pages, special pages."),
+    ranking_option("--namespace", type=click.Choice(NAMESPACES), default="all", show_default=True,
+                   help="main: articles only (no Talk:, User:...)."),
+    ranking_option("--min-views", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                   help="Only pages with N views or more."),
+    ranking_option("--exclude", "exclude_patterns", multiple=True, metavar="PATTERN",
+                   help="Leave out titles matching a glob, e.g. 'Special:*' (repeatable)."),
+    ranking_option("--group", type=click.Choice(GROUPS), default="domain", show_default=True,
+                   help="project: en + en.m as en.wikipedia, with mobile shares."),
+    run_option("--strict", is_flag=True, help="Fail on a bad line instead of counting it."),
+    run_option("--allow-empty", is_flag=True, help="Publish an empty top for a dump with no good line."),
+    run_option("--force", is_flag=True, envvar="FORCE_REPROCESS", help="Publish again what is published."),
+    run_option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
+               envvar="WIKITOP_ENGINE", help="spark: pip install 'wikitop[spark]'."),
+    run_option("--memory-limit", metavar="SIZE", default=DEFAULT_MEMORY_LIMIT, show_default=True,
+               envvar="WIKITOP_DUCKDB_MEMORY_LIMIT", callback=_memory_limit, help="DuckDB's, past which it spills."),
     click.option("--spark-properties", envvar="SPARK_PROPERTIES", hidden=True, is_eager=True,
                  help="key=value lines. [env SPARK_PROPERTIES]"),
-    click.option("--spark-conf", multiple=True, metavar="KEY=VALUE", callback=_spark_conf,
-                 help="A Spark property (repeatable), e.g. spark.master=local[2]; adds to SPARK_PROPERTIES."),
+    run_option("--spark-conf", multiple=True, metavar="KEY=VALUE", callback=_spark_conf,
+               help="A Spark property (repeatable); adds to SPARK_PROPERTIES."),
     CACHE_DIR_OPTION,
     LAKE_OPTION,
-    click.option("--keep-totals/--no-keep-totals", default=None,
-                 help="Keep each hour's full page totals in the lake, for days and windows."),
-    click.option("--user-agent", default=DEFAULT_USER_AGENT, envvar="WIKITOP_USER_AGENT",
-                 help="User-Agent for every request; Wikimedia requires contact details in it."),
-    click.option("--max-connections", type=click.IntRange(min=1), default=SERVER_CONNECTION_LIMIT,
-                 show_default=True, help="Connections per host for the whole process."),
-    click.option("--allow-more-connections", is_flag=True,
-                 help="Allow --max-connections above the dump server's limit of 3 (own mirrors only)."),
-    click.option("--wait", "wait_seconds", type=Duration(), default="0", metavar="DURATION",
-                 help="Wait up to this long (e.g. 3h) for a file not published yet, polling cheaply."),
-    click.option("--poll-interval", type=Duration(), default="10s", show_default=True, metavar="DURATION",
-                 envvar="WIKITOP_POLL_INTERVAL",
-                 help="With --wait: first pause between checks (HEAD requests); it doubles up to 5m. "
-                 "[env WIKITOP_POLL_INTERVAL]"),
-    click.option("--retries", type=click.IntRange(min=0), default=6, show_default=True, envvar="WIKITOP_RETRIES",
-                 help="Retries of a request failing for a passing reason (reset, stall, timeout, 5xx, 429) "
-                 "before giving up; an attempt that brought new bytes starts the count again. "
-                 "[env WIKITOP_RETRIES]"),
-    click.option("--retry-delay", type=Duration(), default="1s", show_default=True, metavar="DURATION",
-                 envvar="WIKITOP_RETRY_DELAY",
-                 help="First pause before a retry; it doubles with each failure in a row (with jitter, up to "
-                 "5m) and is never shorter than the server's Retry-After. [env WIKITOP_RETRY_DELAY]"),
-    click.option("--stall-timeout", type=Duration(), default="60s", show_default=True, metavar="DURATION",
-                 envvar="WIKITOP_STALL_TIMEOUT",
-                 help="Drop a connection that brings no byte for this long, or whose answer's headers are not all "
-                 "in this long after the request, and retry. [env WIKITOP_STALL_TIMEOUT]"),
-    click.option("--deadline", type=Duration(), default="30m", show_default=True, metavar="DURATION",
-                 envvar="WIKITOP_DEADLINE",
-                 help="Give up on a file not fetched this long after its first request got a connection, "
-                 "retries and their pauses included (a partial download is kept to resume); 0: no deadline. "
-                 "[env WIKITOP_DEADLINE]"),
-    click.option("-v", "--verbose", count=True, help="More log lines."),
-    click.option("-q", "--quiet", is_flag=True, help="Only errors."),
+    output_option("--keep-totals/--no-keep-totals", default=None, help="Keep each hour's page totals in the lake."),
+    source_option("--user-agent", default=DEFAULT_USER_AGENT, envvar="WIKITOP_USER_AGENT", metavar="AGENT",
+                  help="With contact details, as Wikimedia asks."),
+    source_option("--max-connections", type=click.IntRange(min=1), default=SERVER_CONNECTION_LIMIT,
+                  show_default=True, metavar="N", help="Per host, whole process."),
+    source_option("--allow-more-connections", is_flag=True, help="Allow more than 3 (own mirrors only)."),
+    source_option("--wait", "wait_seconds", type=Duration(), default="0", metavar="DURATION",
+                  help="Wait up to this long (e.g. 3h) for a new file."),
+    source_option("--poll-interval", type=Duration(), default="10s", show_default=True, metavar="DURATION",
+                  envvar="WIKITOP_POLL_INTERVAL", help="--wait's first pause, doubling to 5m."),
+    source_option("--retries", type=click.IntRange(min=0), default=6, show_default=True, envvar="WIKITOP_RETRIES",
+                  metavar="N", help="Per request; new bytes reset the count."),
+    source_option("--retry-delay", type=Duration(), default="1s", show_default=True, metavar="DURATION",
+                  envvar="WIKITOP_RETRY_DELAY", help="The first, doubling to 5m."),
+    source_option("--stall-timeout", type=Duration(), default="60s", show_default=True, metavar="DURATION",
+                  envvar="WIKITOP_STALL_TIMEOUT", help="Retry a connection silent this long."),
+    source_option("--deadline", type=Duration(), default="30m", show_default=True, metavar="DURATION",
+                  envvar="WIKITOP_DEADLINE", help="Give up on a file not fetched in this long; 0: never."),
+    logging_option("-v", "--verbose", count=True, help="More log lines."),
+    logging_option("-q", "--quiet", is_flag=True, help="Only errors."),
 ]
 
 
@@ -315,20 +286,24 @@ def with_errors_as_exit_codes(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=HelpGroup, examples=[
+    ("wikitop hour", "the hour that started 24 hours ago"),
+    ("wikitop range 2020-01-01T00 2020-01-31T23 --daily", "744 hours and 31 days"),
+    ("wikitop show 2020-01-22T02 --domain en", "a published top in the terminal"),
+], context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="wikitop")
 def main():
-    """The most viewed pages of each Wikimedia wiki, from the public pageview dumps."""
+    """The most viewed pages of each Wikimedia wiki, from the pageview dumps."""
 
 
-@main.command(help=f"""Publish the top pages of every domain code for one hour.
+@main.command(examples=[
+    ("wikitop hour", "the hour that started 24 hours ago"),
+    ("wikitop hour 2020-01-22T02 --source ./mirror --top 10", "from a mirror"),
+    ("wikitop hour 2020-01-22T02 --out s3://bucket/tops --format parquet", "to S3"),
+], help=f"""Publish the top pages of every domain code for one hour.
 
-HOUR defaults to the hour that started 24 hours before the current UTC hour
-[env EXECUTION_DATETIME]. {HOUR_HELP}
-
-Results go to OUT/format=FMT/year=YYYY/month=MM/day=DD/hour=HH/ (HH: the hour of views)
-with a _SUCCESS marker written last. A result with a marker and the same parameters is
-not computed again unless --force.""")
+HOUR defaults to the hour that started 24 hours ago [env var: EXECUTION_DATETIME]. {HOUR_HELP}
+Results go to OUT/format=FMT/year=YYYY/month=MM/day=DD/hour=HH/, not computed again unless --force.""")
 @click.argument("hour", type=HOUR, required=False, envvar="EXECUTION_DATETIME")
 @common_options
 @with_errors_as_exit_codes
@@ -352,12 +327,12 @@ def hour(hour, **options):
 RANGE_OPTIONS = [
     click.option("--daily", is_flag=True, help="Also publish a top per UTC day wholly inside the range."),
     click.option("--hourly/--no-hourly", default=True, envvar="HOURLY", show_default=True,
-                 help="Publish a top per hour; --no-hourly (HOURLY=false) publishes only days. [env HOURLY]"),
+                 help="Publish a top per hour; --no-hourly (HOURLY=false) publishes only days."),
     click.option("--allow-incomplete", is_flag=True,
                  help="Publish days and windows even when some of their hours are missing (listed in "
                  "the result's metadata)."),
 ]
-KEEP_RAW_OPTION = click.option("--keep-raw/--no-keep-raw", default=True, show_default=True,
+KEEP_RAW_OPTION = output_option("--keep-raw/--no-keep-raw", default=True, show_default=True,
                                help="Keep downloaded dumps in the cache after use.")
 
 
@@ -430,7 +405,11 @@ def print_summary(summary: Summary, quiet: bool) -> None:
             console.print(details)
 
 
-@main.command(name="range", help=f"""Publish one result per hour from START to END (both included).
+@main.command(name="range", examples=[
+    ("wikitop range 2020-01-22T00 2020-01-22T23", "24 hourly tops"),
+    ("wikitop range 2020-01-01T00 2020-01-31T23 --daily", "and 31 daily ones"),
+    ("wikitop range 2020-01-01T00 2020-01-07T23 --daily --no-hourly", "days only"),
+], help=f"""Publish one result per hour from START to END (both included).
 
 With --daily, also one result per UTC day wholly inside the range, computed from the
 hours' full page totals (kept as Parquet in the cache), never from hourly top lists, in
@@ -449,7 +428,10 @@ def range_command(start, end, daily, hourly, allow_incomplete, keep_raw, **optio
                                                  allow_incomplete=allow_incomplete, keep_raw=keep_raw))
 
 
-@main.command(help=f"""Publish one top over all hours from START to END (both included).
+@main.command(examples=[
+    ("wikitop window 2020-01-22T00 2020-01-28T23", "a week's top"),
+    ("wikitop window 2020-01-22T00 2020-01-22T05 --top 10", "six hours' top 10"),
+], help=f"""Publish one top over all hours from START to END (both included).
 
 Totals are summed over the hours' full page totals, kept as Parquet in the cache, so a
 window over hours already seen reads no dump again. Results go to
@@ -468,9 +450,13 @@ def window(start, end, allow_incomplete, keep_raw, **options):
                                                  keep_raw=keep_raw), required=[period])
 
 
-@main.command(help=f"""Put the full page totals of every hour from START to END (both included) in the
-pageviews lake (--lake), ranking nothing: hours it holds are skipped, downloads run ahead as in
-'wikitop range', and a killed ingest resumes where it stopped. {HOUR_HELP}""")
+@main.command(examples=[
+    ("wikitop ingest 2020-01-01T00 2020-01-31T23", "a month into the default lake"),
+    ("wikitop ingest 2020-01-01T00 2020-01-01T23 --lake s3://b/lake", "to S3"),
+], help=f"""Fill the pageviews lake with every hour from START to END (both included).
+
+The lake (--lake) gets each hour's full page totals, ranking nothing: hours it holds are
+skipped, downloads run ahead as in 'wikitop range', and a killed ingest resumes where it stopped. {HOUR_HELP}""")
 @click.argument("start", type=HOUR)
 @click.argument("end", type=HOUR)
 @KEEP_RAW_OPTION
@@ -488,14 +474,23 @@ def open_lake(settings: Settings):
     return Lake.of_settings(settings)
 
 
-@main.group(name="lake", short_help="What the pageviews lake holds.", help="""The pageviews lake (--lake):
-every hour's full page totals as hive-partitioned Parquet, LAKE/pageviews/year=/month=/day=/hour=/.""")
+@main.group(name="lake", short_help="What the pageviews lake holds.", examples=[
+    ("wikitop lake ls", "every day it holds an hour of"),
+    ("wikitop lake ls 2020-01-01T00 2020-01-31T23 --json", "January, for machines"),
+], help="""The pageviews lake (--lake).
+
+Every hour's full page totals as hive-partitioned Parquet, LAKE/pageviews/year=/month=/day=/hour=/.""")
 def lake_group():
     pass
 
 
-@lake_group.command(name="ls", help=f"""List the hours the lake holds: a row per UTC day with its hours held
-and missing, within START..END (both included) when given, else within the days it holds an hour of.
+@lake_group.command(name="ls", examples=[
+    ("wikitop lake ls", "every day it holds an hour of"),
+    ("wikitop lake ls 2020-01-01T00 2020-01-31T23 --lake s3://b/lake", "January"),
+], help=f"""List the hours the lake holds, a row per UTC day.
+
+Each day's hours held and missing, within START..END (both included) when given, else
+within the days it holds an hour of.
 
 Only hours whose manifest names a data file that exists count. {HOUR_HELP}""")
 @click.argument("start", type=HOUR, required=False)
@@ -575,8 +570,13 @@ def read_published(store, period: Period, fmt: str | None):
         fail(str(error))
 
 
-@main.command(short_help="Print a published result as a table.", help="""Print a published result as a table:
-the hour PERIOD (e.g. 2020-01-22T02), with --day the UTC day of that hour, or
+@main.command(short_help="Print a published result as a table.", examples=[
+    ("wikitop show 2020-01-22T02 --domain en", "an hour of English Wikipedia"),
+    ("wikitop show 2020-01-22T00 --day --limit 5", "a day, 5 rows per domain code"),
+    ("wikitop show 2020-01-22T00..2020-01-28T23 --out s3://bucket/tops", "a window"),
+], help="""Print a published result as a table.
+
+PERIOD is an hour (e.g. 2020-01-22T02), with --day the UTC day of that hour, or
 START..END for a window.
 
 Reads the _SUCCESS marker and the data file it names from --out (a directory or an
@@ -611,9 +611,13 @@ def show(period_text, day, domains, limit, fmt, **options):
     print_table(table.column_names, shown, title, right_aligned={"views", "mobile_share", "rank"})
 
 
-@main.command(name="report", short_help="Write a published result as a self-contained HTML page.",
-              help="""Write a published result as one HTML page that needs no network to open:
-per domain code a ranked table with bars and, for a day or window, each page's views per hour as a sparkline.
+@main.command(name="report", short_help="Write a published result as a self-contained HTML page.", examples=[
+    ("wikitop report 2020-01-22T00 --day --domain en", "a day of English Wikipedia"),
+    ("wikitop report 2020-01-22T02 --busiest 3 --html top.html", "3 busiest"),
+], help="""Write a published result as one HTML page that needs no network to open.
+
+Per domain code a ranked table with bars and, for a day or window, each page's views per
+hour as a sparkline.
 
 PERIOD is read as by 'wikitop show': an hour, with --day the UTC day of that hour, or
 START..END for a window. The domain codes are those given with --domain, or else the
@@ -631,9 +635,9 @@ page not listed is shown as not known. Needs pip install 'wikitop[report]'.""")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="The published format to read. [default: the first published of csv, parquet, jsonl]")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Where to write the page. [default: wikitop-report-PERIOD.html in the current folder]")
+              show_default="wikitop-report-PERIOD.html", help="Where to write the page.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, envvar="WIKITOP_CACHE_DIR",
-              help=f"Where the kept hourly totals are. [env WIKITOP_CACHE_DIR; default: {default_cache_dir()}]")
+              metavar="DIR", show_default=str(default_cache_dir()), help="Where the kept hourly totals are.")
 @out_options
 @with_errors_as_exit_codes
 def report_command(period_text, day, domains, busiest, limit, fmt, html_path, cache_dir, **options):
@@ -655,8 +659,12 @@ def report_command(period_text, day, domains, busiest, limit, fmt, html_path, ca
     click.echo(redact(f"{period.kind} {period.label} ({', '.join(groups)}) -> {written}"))
 
 
-@main.command(name="ls", short_help="List the published results.", help="""List the results published under --out,
-read from their _SUCCESS markers.
+@main.command(name="ls", short_help="List the published results.", examples=[
+    ("wikitop ls", "what ./wikitop-out holds"),
+    ("wikitop ls --out s3://bucket/tops --format parquet --json", "for machines"),
+], help="""List the results published under --out.
+
+Read from their _SUCCESS markers.
 
 Only results with a readable marker count; data files without one (a run killed
 midway) are not listed.""")
@@ -690,8 +698,9 @@ def _cache_dir_option(on_subcommand: bool):
             ctx.ensure_object(dict)["cache_dir"] = Path(value) if value else default_cache_dir()
 
     return click.option("--cache-dir", type=click.Path(file_okay=False), default=None, expose_value=False,
-                        envvar=None if on_subcommand else "WIKITOP_CACHE_DIR", callback=remember,
-                        help=f"The cache to look at. [env WIKITOP_CACHE_DIR; default: {default_cache_dir()}]")
+                        envvar=None if on_subcommand else "WIKITOP_CACHE_DIR", callback=remember, metavar="DIR",
+                        show_default="the group's" if on_subcommand else str(default_cache_dir()),
+                        help="The cache to look at.")
 
 
 def _cache_kinds(ctx, param, value) -> tuple[str, ...]:
@@ -713,15 +722,23 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(error)) from None
 
 
-@main.group(short_help="List or prune the cache of dumps and hourly totals.", help="""The local cache:
-downloaded dumps (with their verification state and partial downloads) under pageviews/, and
-the hourly page totals kept for days and windows under totals/.""")
+@main.group(short_help="List or prune the cache of dumps and hourly totals.", examples=[
+    ("wikitop cache ls", "what the cache holds"),
+    ("wikitop cache list --kind dumps --verify", "check every dump now"),
+    ("wikitop cache prune --older-than 30d", "delete what is older"),
+], help="""The local cache of dumps and hourly totals.
+
+Downloaded dumps (with their verification state and partial downloads) under pageviews/, and
+the hourly page totals kept for days and windows in the default lake, under lake/.""")
 @_cache_dir_option(on_subcommand=False)
 def cache():
     pass
 
 
-@cache.command(name="list", help="""List cached files: kind, hour of views, size, state, modification time, path.
+@cache.command(name="list", aliases=["ls"], examples=[
+    ("wikitop cache list", "every cached file"),
+    ("wikitop cache list --kind dumps --verify", "check every dump's bytes now"),
+], help="""List cached files: kind, hour, size, state, modification time, path.
 
 A dump is 'verified' when its gzip trailers and length checked out at download and it has
 not changed since (same size and time); 'unverified' ones are checked again before use;
@@ -750,12 +767,15 @@ def cache_list(obj, kinds, check_now):
                 f"{describe(entries)} in {cache_dir}", right_aligned={"size", "bytes"})
 
 
-@cache.command(help="""Delete cached files: first those modified more than --older-than ago, then the oldest
-until what is left of the chosen kinds fits in --max-size. Whatever is held by a live run is kept;
-partial downloads and temporary files left by runs that died go once a day old, and the DuckDB
-spill folders (in the system's temporary folder) of runs no longer alive.
+@cache.command(examples=[
+    ("wikitop cache prune --older-than 30d", "files modified over 30 days ago"),
+    ("wikitop cache prune --kind dumps --max-size 10GB --dry-run", "what would go"),
+], help="""Delete cached files, the oldest first.
 
-Examples: wikitop cache prune --older-than 30d; wikitop cache prune --kind dumps --max-size 10GB --dry-run""")
+First those modified more than --older-than ago, then the oldest until what is left of the
+chosen kinds fits in --max-size. Whatever a live run holds is kept; partial downloads and
+temporary files left by runs that died go once a day old; the DuckDB spill folders (in the
+system's temporary folder) of runs no longer alive go at once.""")
 @_cache_dir_option(on_subcommand=True)
 @click.option("--older-than", type=Duration(), default=None, metavar="DURATION",
               help="Delete files modified longer ago than this, e.g. 30d or 12h.")
